@@ -1,0 +1,155 @@
+//! The methods, one module each, behind one trait, and the driver that tiles a problem into
+//! independent blocks and runs them on threads.
+//!
+//! A method sees only the core problem: a *valid* (already padded), ungrouped, strided
+//! correlation of a canonical input block with a canonical kernel block into an output
+//! block. Groups, batch, padding, flips, dtype conversion and threading are done once, here
+//! and in [`crate::plan`], for all methods alike.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ndarray::{s, ArrayView5, ArrayViewMut5, Axis};
+use rayon::prelude::*;
+
+use crate::spec::{extent, SPATIAL};
+use crate::Scalar;
+
+pub(crate) mod direct;
+pub(crate) mod fft;
+pub(crate) mod im2col;
+pub(crate) mod naive;
+pub(crate) mod shift_add;
+
+/// Stride and dilation of the core problem, canonical axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geom {
+    pub stride: [usize; SPATIAL],
+    pub dilation: [usize; SPATIAL],
+}
+
+impl Geom {
+    /// Input length along axis `a` needed for `out_len` outputs with kernel length `f`.
+    #[inline]
+    pub fn input_len(&self, a: usize, out_len: usize, f: usize) -> usize {
+        (out_len - 1) * self.stride[a] + extent(f, self.dilation[a])
+    }
+}
+
+/// How a method wants its work cut into blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tiling {
+    /// Output channels may be computed in separate blocks.
+    pub split_channels: bool,
+    /// Output rows (and depth slices) may be computed in separate blocks.
+    pub split_rows: bool,
+}
+
+/// One method. `run` computes, for every index,
+/// `out[n, o, od, oh, ow] = Σ_{c, t} x[n, c, od·s_d + t_d·dil_d, ...] · k[o, c, t_d, t_h, t_w]`
+/// where the output block's shape decides how many outputs there are; `x` is at least long
+/// enough. `x` may have any strides; `k` is contiguous.
+pub(crate) trait Algorithm<T: Scalar>: Send + Sync {
+    fn tiling(&self) -> Tiling;
+    fn run(&self, x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, out: ArrayViewMut5<'_, T>, g: &Geom);
+}
+
+/// The thread pool for `threads` workers, built once per count and shared.
+pub(crate) fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
+    static POOLS: OnceLock<Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>>> = OnceLock::new();
+    let pools = POOLS.get_or_init(|| Mutex::new(Vec::new()));
+    let mut pools = pools.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
+        return p.clone();
+    }
+    let p = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("strideconv-{i}"))
+            .build()
+            .expect("a rayon pool of a positive thread count"),
+    );
+    pools.push((threads, p.clone()));
+    p
+}
+
+/// Number of threads used when the caller does not say.
+pub(crate) fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Cut a mutable view into consecutive pieces of `chunk` along `axis`, keeping its lifetime.
+fn chunks<T>(mut v: ArrayViewMut5<'_, T>, axis: usize, chunk: usize) -> Vec<ArrayViewMut5<'_, T>> {
+    let mut pieces = Vec::new();
+    while v.shape()[axis] > chunk {
+        let (head, tail) = v.split_at(Axis(axis), chunk);
+        pieces.push(head);
+        v = tail;
+    }
+    pieces.push(v);
+    pieces
+}
+
+/// Run `alg` over the whole (padded, canonical) problem, in blocks, on `threads` threads.
+pub(crate) fn drive<T: Scalar>(
+    alg: &dyn Algorithm<T>,
+    x: ArrayView5<'_, T>,
+    k: ArrayView5<'_, T>,
+    mut out: ArrayViewMut5<'_, T>,
+    groups: usize,
+    g: &Geom,
+    threads: usize,
+) {
+    let tiling = alg.tiling();
+    let cin_g = x.shape()[1] / groups;
+    let cout_g = out.shape()[1] / groups;
+    let [od, oh] = [out.shape()[2], out.shape()[3]];
+    let [kd, kh] = [k.shape()[2], k.shape()[3]];
+    // Aim for a few blocks per thread so uneven blocks still balance.
+    let want = if threads > 1 { 4 * threads } else { 1 };
+    let fixed = out.shape()[0] * groups;
+    let ch_chunk = if tiling.split_channels && fixed < want {
+        cout_g.div_ceil((want / fixed).max(1)).max(1)
+    } else {
+        cout_g
+    };
+    let ch_blocks = cout_g.div_ceil(ch_chunk);
+    let row_chunk = if tiling.split_rows && fixed * ch_blocks < want {
+        let per = (want / (fixed * ch_blocks)).max(1);
+        (od * oh).div_ceil(per).max(1)
+    } else {
+        od * oh
+    };
+    // Rows are cut along OH within one depth slice when a block is smaller than a slice,
+    // else whole depth slices are grouped.
+    let (d_chunk, h_chunk) = if row_chunk >= oh { ((row_chunk / oh).max(1), oh) } else { (1, row_chunk) };
+
+    let mut blocks = Vec::new();
+    for (n, out_n) in chunks(out.view_mut(), 0, 1).into_iter().enumerate() {
+        for (gi, out_g) in chunks(out_n, 1, cout_g).into_iter().enumerate() {
+            let x_g = x.clone().slice_move(s![n..n + 1, gi * cin_g..(gi + 1) * cin_g, .., .., ..]);
+            for (ci, out_c) in chunks(out_g, 1, ch_chunk).into_iter().enumerate() {
+                let c0 = gi * cout_g + ci * ch_chunk;
+                let k_c = k.clone().slice_move(s![c0..c0 + out_c.shape()[1], .., .., .., ..]);
+                for (di, out_d) in chunks(out_c, 2, d_chunk).into_iter().enumerate() {
+                    for (hi, out_h) in chunks(out_d, 3, h_chunk).into_iter().enumerate() {
+                        let (d0, h0) = (di * d_chunk, hi * h_chunk);
+                        let dl = g.input_len(0, out_h.shape()[2], kd);
+                        let hl = g.input_len(1, out_h.shape()[3], kh);
+                        let (xd0, xh0) = (d0 * g.stride[0], h0 * g.stride[1]);
+                        let x_b = x_g.clone().slice_move(s![.., .., xd0..xd0 + dl, xh0..xh0 + hl, ..]);
+                        blocks.push((x_b, k_c.clone(), out_h));
+                    }
+                }
+            }
+        }
+    }
+    if threads <= 1 || blocks.len() == 1 {
+        for (xb, kb, ob) in blocks {
+            alg.run(xb, kb, ob, g);
+        }
+    } else {
+        pool(threads).install(|| {
+            blocks.into_par_iter().for_each(|(xb, kb, ob)| alg.run(xb, kb, ob, g));
+        });
+    }
+}

@@ -1,0 +1,337 @@
+//! Planning: choose a method for a problem once, run it many times.
+//!
+//! A [`Plan`] is immutable and `Sync`: one plan serves many threads at once. Each named
+//! method may refuse a problem (integers are never given to the FFT methods, which round);
+//! `Method::Auto` prices every method that accepts with a cost model and takes the cheapest.
+
+use std::any::Any;
+use std::fmt::{self, Write as _};
+use std::str::FromStr;
+
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+
+use crate::error::{invalid, refused, shape_error, Error, Result};
+use crate::method::fft::{FftGeometry, FftMethod};
+use crate::method::{self, Algorithm, Geom};
+use crate::scalar::{Element, Kind, Scalar};
+use crate::spec::{extent, ConvSpec, SPATIAL};
+use crate::view;
+
+/// The ways to compute a strided correlation (SPEC §4). All give the same result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// Choose by the cost model.
+    Auto,
+    /// The definition, one output at a time: the reference.
+    Naive,
+    /// Gather strided windows a tile at a time and multiply by the kernel.
+    Im2col,
+    /// Add tap × shifted strided slice, for every tap (the seed's "special conv").
+    ShiftAdd,
+    /// Unstrided FFT correlation, then every s-th output (the seed's "FFT conv").
+    FftFull,
+    /// Polyphase FFT: s^d unstrided correlations of the phase-split input and kernel, summed.
+    Fft,
+    /// Output rows accumulated along contiguous memory, stride-native.
+    Direct,
+    /// Minimal filtering (not available in this version; refuses every problem).
+    Winograd,
+}
+
+impl Method {
+    /// Every concrete method, in the order reports list them.
+    pub const ALL: [Method; 7] = [
+        Method::Naive,
+        Method::Im2col,
+        Method::ShiftAdd,
+        Method::FftFull,
+        Method::Fft,
+        Method::Direct,
+        Method::Winograd,
+    ];
+
+    /// The method's name as the APIs spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Auto => "auto",
+            Method::Naive => "naive",
+            Method::Im2col => "im2col",
+            Method::ShiftAdd => "shift_add",
+            Method::FftFull => "fft_full",
+            Method::Fft => "fft",
+            Method::Direct => "direct",
+            Method::Winograd => "winograd",
+        }
+    }
+
+    /// Whether the method computes integers exactly.
+    pub fn is_exact(self) -> bool {
+        !matches!(self, Method::Fft | Method::FftFull | Method::Auto)
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Method {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        std::iter::once(Method::Auto)
+            .chain(Method::ALL)
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                invalid(
+                    "method",
+                    s,
+                    "expected auto, naive, im2col, shift_add, fft_full, fft, direct or winograd",
+                )
+            })
+    }
+}
+
+/// What the planner thought of one method.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Estimate {
+    /// The method.
+    pub method: Method,
+    /// Estimated seconds, or why the method refused.
+    pub cost: std::result::Result<f64, String>,
+}
+
+/// The cost model: rough seconds for one method on one problem, on one thread.
+///
+/// Constants are per multiply-add or per transformed point, measured on the development
+/// machine (see BENCHMARKS.md); `auto` only needs the order right.
+fn estimate<T: Scalar>(m: Method, spec: &ConvSpec) -> std::result::Result<f64, String> {
+    let macs = spec.macs();
+    let out_points: f64 = spec.out_spatial().iter().product::<usize>() as f64 * (spec.batch * spec.out_channels) as f64;
+    let taps = spec.kernel.iter().product::<usize>() as f64;
+    let (cin_g, cout) = ((spec.in_channels / spec.groups) as f64, spec.out_channels as f64);
+    let int_factor = if T::KIND == Kind::Integer { 4.0 } else { 1.0 };
+    let complex_factor = if T::KIND == Kind::Complex { 4.0 } else { 1.0 };
+    let per_mac = 1e-9 * int_factor * complex_factor;
+    let geom = geom(spec);
+    match m {
+        Method::Auto => Err("auto is not a method".into()),
+        Method::Winograd => Err("winograd is not available in this version".into()),
+        Method::Naive => Ok(macs * per_mac * 4.0),
+        Method::Direct => {
+            let rows = out_points / spec.out_spatial()[2] as f64;
+            let per = if spec.stride[2] == 1 { 0.35 } else { 0.9 };
+            Ok(macs * per_mac * per + rows * cin_g * taps / spec.kernel[2] as f64 * 8e-9)
+        }
+        Method::ShiftAdd => Ok(macs * per_mac * 1.2 + taps * cin_g * cout * spec.batch as f64 * 2e-7),
+        Method::Im2col => Ok(macs * per_mac * 0.8 + out_points / cout * cin_g * taps * 1.5e-9),
+        Method::Fft | Method::FftFull => {
+            if T::KIND == Kind::Integer {
+                return Err("FFT rounds; integers are computed exactly by the other methods".into());
+            }
+            let out = spec.out_spatial();
+            let geo = FftGeometry::new(out, spec.kernel, &geom, m == Method::Fft);
+            let size = geo.m.iter().product::<usize>() as f64;
+            let live = geo.live_phases(spec.kernel, &geom) as f64;
+            let transforms = spec.batch as f64 * (live * cin_g * (1.0 + cout) + cout) * spec.groups as f64;
+            let per_fft = size * size.log2().max(1.0) * 2.5e-9 * complex_factor.sqrt();
+            let products = spec.batch as f64 * live * cin_g * cout * size * 2e-9;
+            Ok(transforms * per_fft + products)
+        }
+    }
+}
+
+fn geom(spec: &ConvSpec) -> Geom {
+    Geom { stride: spec.stride, dilation: spec.dilation }
+}
+
+fn build<T: Scalar>(m: Method) -> Box<dyn Algorithm<T>> {
+    match m {
+        Method::Naive => Box::new(method::naive::Naive),
+        Method::Direct => Box::new(method::direct::Direct),
+        Method::ShiftAdd => Box::new(method::shift_add::ShiftAdd),
+        Method::Im2col => Box::new(method::im2col::Im2col),
+        Method::Fft | Method::FftFull => build_fft::<T>(m == Method::Fft).expect("FFT refused non-float types earlier"),
+        Method::Auto | Method::Winograd => unreachable!("never built"),
+    }
+}
+
+/// The FFT engine exists only for float and complex types; pick it by the concrete type.
+fn build_fft<T: Scalar>(polyphase: bool) -> Option<Box<dyn Algorithm<T>>> {
+    fn boxed<U: Scalar>(a: Box<dyn Algorithm<U>>) -> Box<dyn Any> {
+        Box::new(a)
+    }
+    let any: Box<dyn Any> = match T::NAME {
+        "float32" => boxed::<f32>(Box::new(FftMethod::<f32>::new(polyphase))),
+        "float64" => boxed::<f64>(Box::new(FftMethod::<f64>::new(polyphase))),
+        "complex64" => boxed::<num_complex::Complex32>(Box::new(FftMethod::<f32>::new(polyphase))),
+        "complex128" => boxed::<num_complex::Complex64>(Box::new(FftMethod::<f64>::new(polyphase))),
+        _ => return None,
+    };
+    any.downcast::<Box<dyn Algorithm<T>>>().ok().map(|b| *b)
+}
+
+/// A problem with its method chosen: run it with [`Plan::execute`] as often as needed.
+///
+/// ```
+/// use ndarray::array;
+/// use strideconv::{ConvSpec, Layout, Method, Options, Plan};
+/// let x = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]];
+/// let k = array![[1.0, 0.0], [0.0, 1.0]];
+/// let layout = Layout::Signal { channel_axis: None, kernel_broadcast: false };
+/// let spec = ConvSpec::new(x.shape(), k.shape(), layout, &Options::default()).unwrap();
+/// let plan = Plan::<f64>::new(spec, Method::Auto, None).unwrap();
+/// let y = plan.execute(x.view().into_dyn(), k.view().into_dyn()).unwrap();
+/// assert_eq!(y, array![[6.0, 8.0], [12.0, 14.0]].into_dyn());
+/// ```
+pub struct Plan<T: Scalar> {
+    spec: ConvSpec,
+    method: Method,
+    requested: Method,
+    algorithm: Box<dyn Algorithm<T>>,
+    /// For `auto` plans that chose an FFT: the best method that keeps NaN and Inf in their
+    /// windows, used when the input is not finite.
+    finite_fallback: Option<(Method, Box<dyn Algorithm<T>>)>,
+    estimates: Vec<Estimate>,
+    threads: usize,
+}
+
+impl<T: Scalar> fmt::Debug for Plan<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plan").field("method", &self.method).field("spec", &self.spec).finish()
+    }
+}
+
+impl<T: Scalar> Plan<T> {
+    /// Plan `spec` with `method` (or the cheapest, for [`Method::Auto`]) on `threads` threads
+    /// (`None`: all cores).
+    pub fn new(spec: ConvSpec, method: Method, threads: Option<usize>) -> Result<Self> {
+        let threads = match threads {
+            Some(0) => return Err(invalid("threads", 0, "must be positive (or None for all cores)")),
+            Some(t) => t,
+            None => method::default_threads(),
+        };
+        let estimates: Vec<Estimate> =
+            Method::ALL.iter().map(|&m| Estimate { method: m, cost: estimate::<T>(m, &spec) }).collect();
+        let cost_of = |m: Method| estimates.iter().find(|e| e.method == m).and_then(|e| e.cost.clone().ok());
+        let best = |allow: &dyn Fn(Method) -> bool| {
+            estimates
+                .iter()
+                .filter(|e| allow(e.method) && e.method != Method::Naive)
+                .filter_map(|e| e.cost.as_ref().ok().map(|c| (e.method, *c)))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(m, _)| m)
+                .unwrap_or(Method::Naive)
+        };
+        let (chosen, fallback) = match method {
+            Method::Auto => {
+                let m = best(&|_| true);
+                let fb = (!m.is_exact()).then(|| best(&|m: Method| m.is_exact()));
+                (m, fb)
+            }
+            m => {
+                if let Err(reason) = estimate::<T>(m, &spec) {
+                    return Err(refused(m.name(), reason));
+                }
+                (m, None)
+            }
+        };
+        debug_assert!(cost_of(chosen).is_some());
+        Ok(Plan {
+            algorithm: build::<T>(chosen),
+            finite_fallback: fallback.map(|m| (m, build::<T>(m))),
+            spec,
+            method: chosen,
+            requested: method,
+            estimates,
+            threads,
+        })
+    }
+
+    /// The method that runs (never `Auto`).
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The problem this plan computes.
+    pub fn spec(&self) -> &ConvSpec {
+        &self.spec
+    }
+
+    /// The cost model's view of every method.
+    pub fn estimates(&self) -> &[Estimate] {
+        &self.estimates
+    }
+
+    /// A human-readable account of the choice.
+    pub fn explain(&self) -> String {
+        let s = &self.spec;
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "problem: x {:?} * k {:?} -> {:?}, stride {:?}, dilation {:?}, padding {:?} ({}), {} ({})",
+            s.x_shape,
+            s.k_shape,
+            s.out_shape(),
+            &s.stride[SPATIAL - s.rank..],
+            &s.dilation[SPATIAL - s.rank..],
+            &s.padding[SPATIAL - s.rank..],
+            s.pad_mode,
+            T::NAME,
+            if s.op == crate::Op::Correlate { "correlate" } else { "convolve" },
+        );
+        let _ = writeln!(t, "requested: {}; chosen: {}; threads: {}", self.requested, self.method, self.threads);
+        if let Some((m, _)) = &self.finite_fallback {
+            let _ = writeln!(t, "if the input holds NaN or Inf: {m} (keeps them in their windows)");
+        }
+        for e in &self.estimates {
+            match &e.cost {
+                Ok(c) => {
+                    let _ = writeln!(t, "  {:<10} {:>12.3e} s{}", e.method.name(), c, if e.method == self.method { "  <-" } else { "" });
+                }
+                Err(r) => {
+                    let _ = writeln!(t, "  {:<10} refused: {r}", e.method.name());
+                }
+            }
+        }
+        t
+    }
+
+    /// Compute the result in the user's layout and the output type of `E`.
+    pub fn execute<E: Element<Compute = T>>(&self, x: ArrayViewD<'_, E>, k: ArrayViewD<'_, E>) -> Result<ArrayD<E::Output>> {
+        let wide = self.execute_compute(x, k)?;
+        let mut out = ArrayD::<E::Output>::from_shape_simple_fn(wide.raw_dim(), || E::to_output(T::zero()).ok().expect("zero fits"));
+        view::narrow_into::<E>(out.view_mut(), wide.view())?;
+        Ok(out)
+    }
+
+    /// Compute the result in the compute type (`i128` for integers), before narrowing.
+    pub fn execute_compute<E: Element<Compute = T>>(&self, x: ArrayViewD<'_, E>, k: ArrayViewD<'_, E>) -> Result<ArrayD<T>> {
+        let s = &self.spec;
+        if x.shape() != s.x_shape.as_slice() {
+            return Err(shape_error("x", x.shape(), format!("the plan was made for x of shape {:?}", s.x_shape)));
+        }
+        if k.shape() != s.k_shape.as_slice() {
+            return Err(shape_error("k", k.shape(), format!("the plan was made for k of shape {:?}", s.k_shape)));
+        }
+        let xc = view::prepare_input::<E>(s, view::input_view(s, x));
+        let kc = view::prepare_kernel::<E>(s, view::kernel_view(s, k));
+        view::check_integer_bound(&xc.view(), &kc.view())?;
+        let mut alg = self.algorithm.as_ref();
+        if let Some((_, fb)) = &self.finite_fallback {
+            if view::has_non_finite(&xc.view()) || view::has_non_finite(&kc.view()) {
+                alg = fb.as_ref();
+            }
+        }
+        let mut out = ArrayD::<T>::zeros(IxDyn(&s.out_shape()));
+        // Small problems are not worth waking a pool.
+        let threads = if s.macs() < 2e5 { 1 } else { self.threads };
+        method::drive(alg, xc.view(), kc.view(), view::output_view(s, out.view_mut()), s.groups, &geom(s), threads);
+        Ok(out)
+    }
+}
+
+/// Kernel extent along each convolved axis (used by reports).
+pub fn kernel_extent(spec: &ConvSpec) -> Vec<usize> {
+    (SPATIAL - spec.rank..SPATIAL).map(|a| extent(spec.kernel[a], spec.dilation[a])).collect()
+}

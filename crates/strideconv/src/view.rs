@@ -1,0 +1,178 @@
+//! Viewing user arrays as canonical five-dimensional ones, and preparing them for the methods.
+//!
+//! Every mapping here is a view (axes permuted or inserted, strides kept), so any memory
+//! layout, including negative strides, reaches the methods without a copy. Copies are made
+//! only where the problem needs them: padding (materialised once), integer widening, and the
+//! small kernel (flipped, conjugated and broadcast as the request says).
+
+use ndarray::{s, Array5, ArrayView5, ArrayViewD, ArrayViewMut5, ArrayViewMutD, Axis, Ix5, IxDyn, Zip};
+
+use crate::error::{overflow, Result};
+use crate::scalar::{Element, Kind, Scalar};
+use crate::spec::{ConvSpec, Layout, Op, SPATIAL};
+
+/// Permutation that moves axis `from` to position `to`, keeping the others in order.
+fn move_axis(ndim: usize, from: usize, to: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..ndim).filter(|&a| a != from).collect();
+    order.insert(to, from);
+    order
+}
+
+/// How one user array becomes canonical: permute its axes, put `prepend` unit axes in
+/// front, then unit spatial axes after the first two until there are five.
+struct Mapping {
+    perm: Option<Vec<usize>>,
+    prepend: usize,
+}
+
+macro_rules! apply_mapping {
+    ($name:ident, $view:ident, $view5:ident) => {
+        fn $name<'a, T>(v: $view<'a, T>, m: &Mapping) -> $view5<'a, T> {
+            let mut v = match &m.perm {
+                Some(p) => v.permuted_axes(IxDyn(p)),
+                None => v,
+            };
+            for _ in 0..m.prepend {
+                v = v.insert_axis(Axis(0));
+            }
+            while v.ndim() < 5 {
+                v = v.insert_axis(Axis(2));
+            }
+            v.into_dimensionality::<Ix5>().expect("five axes by construction")
+        }
+    };
+}
+apply_mapping!(map_view, ArrayViewD, ArrayView5);
+apply_mapping!(map_view_mut, ArrayViewMutD, ArrayViewMut5);
+
+fn data_mapping(spec: &ConvSpec, is_output: bool) -> Mapping {
+    match &spec.layout {
+        Layout::Signal { channel_axis: Some(ca), .. } if !is_output => {
+            Mapping { perm: Some(move_axis(spec.rank + 1, *ca, 0)), prepend: 1 }
+        }
+        Layout::Signal { .. } => Mapping { perm: None, prepend: 2 },
+        Layout::Batched { channels_last: false } => Mapping { perm: None, prepend: 0 },
+        Layout::Batched { channels_last: true } => {
+            Mapping { perm: Some(move_axis(spec.rank + 2, spec.rank + 1, 1)), prepend: 0 }
+        }
+    }
+}
+
+/// The canonical `(N, C, D, H, W)` view of the input.
+pub(crate) fn input_view<'a, T>(spec: &ConvSpec, x: ArrayViewD<'a, T>) -> ArrayView5<'a, T> {
+    map_view(x, &data_mapping(spec, false))
+}
+
+/// The canonical `(N, C_out, OD, OH, OW)` view of the output, laid out as the user sees it.
+pub(crate) fn output_view<'a, T>(spec: &ConvSpec, out: ArrayViewMutD<'a, T>) -> ArrayViewMut5<'a, T> {
+    map_view_mut(out, &data_mapping(spec, true))
+}
+
+/// The canonical `(C_out, C_in/groups, KD, KH, KW)` view of the kernel; a broadcast kernel
+/// has one input channel here and is expanded by [`prepare_kernel`].
+pub(crate) fn kernel_view<'a, T>(spec: &ConvSpec, k: ArrayViewD<'a, T>) -> ArrayView5<'a, T> {
+    let m = match &spec.layout {
+        Layout::Signal { channel_axis: Some(ca), kernel_broadcast: false } => {
+            Mapping { perm: Some(move_axis(spec.rank + 1, *ca, 0)), prepend: 1 }
+        }
+        Layout::Signal { .. } => Mapping { perm: None, prepend: 2 },
+        Layout::Batched { .. } => Mapping { perm: None, prepend: 0 },
+    };
+    map_view(k, &m)
+}
+
+/// The kernel as the methods want it: contiguous, in the compute type, flipped for
+/// convolution, conjugated for complex correlation, broadcast over channels if asked.
+pub(crate) fn prepare_kernel<E: Element>(spec: &ConvSpec, k: ArrayView5<'_, E>) -> Array5<E::Compute> {
+    let cin = spec.in_channels / spec.groups;
+    let (co, ci_k) = (k.shape()[0], k.shape()[1]);
+    let dims = (co, cin, spec.kernel[0], spec.kernel[1], spec.kernel[2]);
+    let flip = spec.op == Op::Convolve;
+    let conj = spec.op == Op::Correlate && <E::Compute as Scalar>::KIND == Kind::Complex;
+    let [kd, kh, kw] = spec.kernel;
+    Array5::from_shape_fn(dims, |(o, c, d, h, w)| {
+        let (d, h, w) = if flip { (kd - 1 - d, kh - 1 - h, kw - 1 - w) } else { (d, h, w) };
+        let v = k[(o, if ci_k == 1 { 0 } else { c }, d, h, w)].to_compute();
+        if conj {
+            v.conj()
+        } else {
+            v
+        }
+    })
+}
+
+/// The input in the compute type, padded as asked: a view when nothing needs changing.
+pub(crate) fn prepare_input<'a, E: Element>(
+    spec: &ConvSpec,
+    x: ArrayView5<'a, E>,
+) -> ndarray::CowArray<'a, E::Compute, Ix5> {
+    if !spec.is_padded() {
+        if let Some(v) = E::view_compute(x.clone()) {
+            return v.into();
+        }
+        return x.mapv(E::to_compute).into();
+    }
+    let [n, c] = [x.shape()[0], x.shape()[1]];
+    let padded: [usize; SPATIAL] = std::array::from_fn(|a| spec.padded_len(a));
+    let maps: [Vec<Option<usize>>; SPATIAL] = std::array::from_fn(|a| {
+        (0..padded[a]).map(|i| spec.pad_mode.source_index(i, spec.padding[a].0, spec.input[a])).collect()
+    });
+    let cval = <E::Compute as Scalar>::from_f64(spec.cval);
+    let mut out = Array5::from_elem((n, c, padded[0], padded[1], padded[2]), cval);
+    for b in 0..n {
+        for ch in 0..c {
+            for (pd, sd) in maps[0].iter().enumerate() {
+                let Some(sd) = sd else { continue };
+                for (ph, sh) in maps[1].iter().enumerate() {
+                    let Some(sh) = sh else { continue };
+                    let src = x.slice(s![b, ch, *sd, *sh, ..]);
+                    let mut dst = out.slice_mut(s![b, ch, pd, ph, ..]);
+                    for (pw, sw) in maps[2].iter().enumerate() {
+                        if let Some(sw) = sw {
+                            dst[pw] = src[*sw].to_compute();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out.into()
+}
+
+/// For integers: refuse (as overflow) a problem whose partial sums could leave `i128`, so
+/// that every method may use plain arithmetic. The bound is max|x| · max over output
+/// channels of Σ|k|, which bounds every partial sum in any order.
+pub(crate) fn check_integer_bound<T: Scalar>(x: &ArrayView5<'_, T>, k: &ArrayView5<'_, T>) -> Result<()> {
+    if T::KIND != Kind::Integer {
+        return Ok(());
+    }
+    let max_x = x.iter().fold(0.0f64, |m, v| m.max(v.magnitude()));
+    let max_k = k.outer_iter().map(|o| o.iter().map(|v| v.magnitude()).sum::<f64>()).fold(0.0f64, f64::max);
+    let bound = max_x * max_k;
+    if bound >= 2f64.powi(125) {
+        return Err(overflow(format!(
+            "partial sums may reach {bound:.3e}, beyond the 128-bit exact accumulator; \
+             reduce the input or kernel magnitudes"
+        )));
+    }
+    Ok(())
+}
+
+/// True when any element is NaN or infinite.
+pub(crate) fn has_non_finite<T: Scalar>(a: &ArrayView5<'_, T>) -> bool {
+    T::KIND != Kind::Integer && !a.iter().all(|v| v.is_finite())
+}
+
+/// Copy `src` into `dst` converting every element to the output type (checked for integers).
+pub(crate) fn narrow_into<E: Element>(dst: ArrayViewMutD<'_, E::Output>, src: ArrayViewD<'_, E::Compute>) -> Result<()> {
+    let mut result = Ok(());
+    Zip::from(dst).and(src).for_each(|d, &s| match E::to_output(s) {
+        Ok(v) => *d = v,
+        Err(e) => {
+            if result.is_ok() {
+                result = Err(e)
+            }
+        }
+    });
+    result
+}
