@@ -82,13 +82,16 @@ pub(crate) fn kernel_view<'a, T>(spec: &ConvSpec, k: ArrayViewD<'a, T>) -> Array
 }
 
 /// The kernel as the methods want it: contiguous, in the compute type, flipped for
-/// convolution, conjugated for complex correlation, broadcast over channels if asked.
+/// convolution, conjugated for complex correlation in the signal layout, broadcast over channels if asked.
 pub(crate) fn prepare_kernel<E: Element>(spec: &ConvSpec, k: ArrayView5<'_, E>) -> Array5<E::Compute> {
     let cin = spec.in_channels / spec.groups;
     let (co, ci_k) = (k.shape()[0], k.shape()[1]);
     let dims = (co, cin, spec.kernel[0], spec.kernel[1], spec.kernel[2]);
     let flip = spec.op == Op::Convolve;
-    let conj = spec.op == Op::Correlate && <E::Compute as Scalar>::KIND == Kind::Complex;
+    // numpy/scipy correlation conjugates a complex kernel; PyTorch-style layers never do.
+    let conj = spec.op == Op::Correlate
+        && <E::Compute as Scalar>::KIND == Kind::Complex
+        && matches!(spec.layout, Layout::Signal { .. });
     let [kd, kh, kw] = spec.kernel;
     Array5::from_shape_fn(dims, |(o, c, d, h, w)| {
         let (d, h, w) = if flip { (kd - 1 - d, kh - 1 - h, kw - 1 - w) } else { (d, h, w) };
