@@ -41,6 +41,13 @@ class Peaks:
         return self.copy_gbs.get(threads)
 
 
+def best_of(first: Peaks, second: Peaks) -> Peaks:
+    """The higher of two measurements of each limit (noise only ever lowers a peak)."""
+    fma = {key: max(first.fma_gflops.get(key, 0.0), value) for key, value in second.fma_gflops.items()}
+    copy = {key: max(first.copy_gbs.get(key, 0.0), value) for key, value in second.copy_gbs.items()}
+    return Peaks(fma or first.fma_gflops, copy or first.copy_gbs, first.fma_source, first.copy_source)
+
+
 def build_peaks_binary() -> str | None:
     """Compile peaks.c into a temporary directory; return the binary's path or None."""
     gcc = shutil.which("gcc")

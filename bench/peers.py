@@ -267,7 +267,9 @@ def onnxruntime_layer(x, w, stride: int, padding: int, groups: int, threads: int
             providers=["CPUExecutionProvider"],
         )
     except Exception as exc:  # noqa: BLE001 - e.g. no float64 Conv kernel
-        raise Unavailable(f"onnxruntime refuses {x.dtype}: {str(exc)[:60]}") from exc
+        if "NOT_IMPLEMENTED" in str(exc):
+            raise Unavailable(f"onnxruntime has no CPU Conv kernel for {x.dtype}") from exc
+        raise Unavailable(f"onnxruntime refuses the model: {str(exc)[:80]}") from exc
     feeds = {"X": x}
     return lambda: session.run(None, feeds)[0]
 

@@ -1,0 +1,269 @@
+"""Measure each workload family: strideconv and every available peer, side by side.
+
+Each `run_*` function returns rows of plain data for `report.py`. Inputs are random numbers
+in [-1, 1) from a fixed seed; every implementation is checked against a float64 reference
+before it is timed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import timeit
+
+import numpy as np
+import scipy.signal
+
+import ours
+import peers
+from timing import Measurement, measure
+from workloads import Layer, SeedCell, StreamCell
+
+#: Relative tolerance (of the largest reference magnitude) per dtype.
+RTOL = {"float32": 2e-4, "float64": 1e-9}
+
+
+@dataclasses.dataclass
+class Settings:
+    """How hard to try: seconds of repeats per measurement, and the skip limits."""
+
+    budget: float  # seconds of timed repeats per measurement
+    time_limit: float  # skip a peer whose estimated time per call exceeds this
+    memory_limit: float  # skip a peer whose estimated extra memory exceeds this (bytes)
+
+
+@dataclasses.dataclass
+class Row:
+    """One case: the peers' measurements, ours, and what auto chose."""
+
+    case: object  # SeedCell, (Layer, batch, dtype) or StreamCell
+    peers: dict  # column name -> Measurement
+    ours: Measurement
+    method: str = ""
+
+
+def progress(message: str) -> None:
+    """One line of progress on stderr (the report goes to BENCHMARKS.md)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def random_array(rng: np.random.Generator, shape, dtype: str) -> np.ndarray:
+    return rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
+
+
+def not_available(reason: str) -> Measurement:
+    return Measurement(note=reason)
+
+
+# ---------------------------------------------------------------------------------------
+# Seed grid
+# ---------------------------------------------------------------------------------------
+
+
+def seed_inputs(cell: SeedCell) -> tuple[np.ndarray, np.ndarray]:
+    """float64 input and kernel for a cell, the same for every dtype and thread count."""
+    rng = np.random.default_rng([cell.n, cell.f, cell.preset.channels])
+    c = cell.preset.channels
+    x_shape = (cell.n, cell.n, c) if c else (cell.n, cell.n)
+    k_shape = (cell.f, cell.f, c) if c else (cell.f, cell.f)
+    return random_array(rng, x_shape, "float64"), random_array(rng, k_shape, "float64")
+
+
+def seed_reference(x: np.ndarray, k: np.ndarray, stride: int) -> np.ndarray:
+    """float64 reference: scipy.signal.fftconvolve (flipped kernel), then every s-th output."""
+    full = scipy.signal.fftconvolve(x, k[(slice(None, None, -1),) * k.ndim], mode="valid")
+    return full[::stride, ::stride, 0] if x.ndim == 3 else full[::stride, ::stride]
+
+
+def skip_reason(name: str, cell: SeedCell, settings: Settings) -> str:
+    """Why a peer is skipped on a cell by the budget, or '' if it runs."""
+    itemsize = np.dtype(cell.dtype).itemsize
+    c = max(cell.preset.channels, 1)
+    estimate = peers.estimate_array_peer(name, cell.n, cell.f, c, cell.preset.stride, itemsize)
+    if estimate is None:
+        return ""
+    seconds, extra_bytes = estimate
+    if extra_bytes > settings.memory_limit:
+        return f"skipped: needs ~{extra_bytes / 2**30:.1f} GiB"
+    if seconds > settings.time_limit:
+        return f"skipped: est. {seconds:.0f} s/call"
+    return ""
+
+
+def measure_seed_cell(cell: SeedCell, x, k, reference, settings: Settings) -> Row:
+    """Time every array peer and strideconv on one seed cell."""
+    x, k = x.astype(cell.dtype), k.astype(cell.dtype)
+    stride, rtol = cell.preset.stride, RTOL[cell.dtype]
+    results = {}
+    with peers.thread_limit(cell.threads):
+        for name, function, needs_torch in peers.ARRAY_PEERS:
+            if needs_torch and peers.torch is None:
+                results[name] = not_available("torch not installed")
+            elif reason := skip_reason(name, cell, settings):
+                results[name] = not_available(reason)
+            else:
+                call = lambda f=function: f(x, k, stride)  # noqa: E731
+                results[name] = measure(call, reference, rtol, settings.budget)
+    if not ours.available():
+        return Row(cell, results, not_available("strideconv not importable"))
+    mine = measure(ours.correlate_call(x, k, stride, cell.threads), reference, rtol, settings.budget)
+    return Row(cell, results, mine, ours.chosen_method(x, k, stride, cell.threads))
+
+
+def run_seed(cells: list[SeedCell], settings: Settings) -> list[Row]:
+    """Every seed cell; inputs and the reference are shared by cells of the same shape."""
+    rows = []
+    shape_key, x, k, reference = None, None, None, None
+    for index, cell in enumerate(cells, 1):
+        key = (cell.preset, cell.n, cell.f)
+        if key != shape_key:
+            shape_key = key
+            x, k = seed_inputs(cell)
+            reference = seed_reference(x, k, cell.preset.stride)
+        progress(
+            f"[seed {index}/{len(cells)}] {cell.preset.name} n={cell.n} f={cell.f} "
+            f"{cell.dtype} threads={cell.threads}"
+        )
+        rows.append(measure_seed_cell(cell, x, k, reference, settings))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# CNN layers
+# ---------------------------------------------------------------------------------------
+
+
+def layer_inputs(layer: Layer, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """float64 input (N, C, H, W) and weight (C_out, C_in/groups, k, k) for a layer."""
+    rng = np.random.default_rng([layer.c_in, layer.c_out, layer.size, layer.kernel, batch])
+    x = random_array(rng, (batch, layer.c_in, layer.size, layer.size), "float64")
+    w_shape = (layer.c_out, layer.c_in // layer.groups, layer.kernel, layer.kernel)
+    return x, random_array(rng, w_shape, "float64")
+
+
+def measure_layer(layer: Layer, batch: int, dtype: str, x, w, reference, settings) -> Row:
+    """Time every CNN peer and strideconv.conv2d on one layer, 2 threads."""
+    x, w = x.astype(dtype), w.astype(dtype)
+    args = (layer.stride, layer.padding, layer.groups)
+    results = {}
+    with peers.thread_limit(2):
+        for name, factory in peers.LAYER_PEERS:
+            try:
+                call = factory(x, w, *args)
+            except peers.Unavailable as exc:
+                results[name] = not_available(str(exc))
+                continue
+            results[name] = measure(call, reference, RTOL[dtype], settings.budget)
+    case = (layer, batch, dtype)
+    if not ours.available():
+        return Row(case, results, not_available("strideconv not importable"))
+    mine = measure(ours.layer_call(x, w, *args), reference, RTOL[dtype], settings.budget)
+    return Row(case, results, mine, ours.layer_method(x, w, *args))
+
+
+def run_layers(cells: list[tuple[Layer, int, str]], settings: Settings) -> list[Row]:
+    """Every (layer, batch, dtype); the float64 reference is shared by both dtypes."""
+    rows, references = [], {}
+    for index, (layer, batch, dtype) in enumerate(cells, 1):
+        progress(f"[cnn {index}/{len(cells)}] {layer.name} batch={batch} {dtype}")
+        x, w = layer_inputs(layer, batch)
+        key = (layer, batch)
+        if key not in references:
+            references[key] = peers.reference_layer(x, w, layer.stride, layer.padding, layer.groups)
+        rows.append(measure_layer(layer, batch, dtype, x, w, references[key], settings))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# Bandwidth-bound cases: one channel, 3×3, large n
+# ---------------------------------------------------------------------------------------
+
+STREAM_PEERS = ["shift-add", "torch"]
+
+
+def run_stream(cells: list[StreamCell], settings: Settings) -> list[Row]:
+    """Time strideconv (and shift-add, torch for context) on one-channel 3×3 cases."""
+    rows = []
+    functions = {name: function for name, function, _ in peers.ARRAY_PEERS}
+    for index, cell in enumerate(cells, 1):
+        progress(f"[stream {index}/{len(cells)}] n={cell.n} s={cell.stride} {cell.dtype} threads={cell.threads}")
+        rng = np.random.default_rng([cell.n, cell.stride])
+        x, k = random_array(rng, (cell.n, cell.n), cell.dtype), random_array(rng, (3, 3), cell.dtype)
+        reference = peers.shift_add(x.astype(np.float64), k.astype(np.float64), cell.stride)
+        results = {}
+        with peers.thread_limit(cell.threads):
+            for name in STREAM_PEERS:
+                if name == "torch" and peers.torch is None:
+                    results[name] = not_available("torch not installed")
+                    continue
+                call = lambda f=functions[name]: f(x, k, cell.stride)  # noqa: E731
+                results[name] = measure(call, reference, RTOL[cell.dtype], settings.budget)
+        if ours.available():
+            call = ours.correlate_call(x, k, cell.stride, cell.threads)
+            mine = measure(call, reference, RTOL[cell.dtype], settings.budget)
+            method = ours.chosen_method(x, k, cell.stride, cell.threads)
+        else:
+            mine, method = not_available("strideconv not importable"), ""
+        rows.append(Row(cell, results, mine, method))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# Per-call overhead: the seed's 7×7 example
+# ---------------------------------------------------------------------------------------
+
+SEED_X = np.array(
+    [
+        [2, 3, 7, 4, 6, 2, 9],
+        [6, 6, 9, 8, 7, 4, 3],
+        [3, 4, 8, 3, 8, 9, 7],
+        [7, 8, 3, 6, 6, 3, 4],
+        [4, 2, 1, 8, 3, 4, 6],
+        [3, 2, 4, 1, 9, 8, 3],
+        [0, 1, 3, 9, 2, 1, 4],
+    ]
+)
+SEED_K = np.array([[3, 4, 4], [1, 0, 2], [-1, 0, 3]])
+SEED_OUT = np.array([[91, 100, 88], [69, 91, 117], [44, 72, 74]])
+
+
+def microseconds_per_call(call, expected) -> Measurement:
+    """Check one call against `expected`, then the best of 7 timeit runs, in seconds."""
+    try:
+        result = np.asarray(call())
+        if result.shape != expected.shape or not np.allclose(result, expected, rtol=0, atol=1e-9):
+            return Measurement(note=f"WRONG: {result.tolist()}")
+        timer = timeit.Timer(call)
+        loops, _ = timer.autorange()
+        loops = max(loops, 1000)
+        return Measurement(min(timer.repeat(repeat=7, number=loops)) / loops)
+    except Exception as exc:  # noqa: BLE001
+        return Measurement(note=f"failed: {type(exc).__name__}: {str(exc)[:80]}")
+
+
+def overhead_calls() -> list[tuple[str, object, np.ndarray]]:
+    """(label, zero-argument call, expected result) for the seed's example."""
+    x, k = SEED_X, SEED_K
+    xf, kf = x.astype(np.float64), k.astype(np.float64)
+    calls = []
+    if ours.available():
+        sc = ours.strideconv
+        calls.append(("strideconv.correlate(x, k, stride=2), int64", lambda: sc.correlate(x, k, stride=2), SEED_OUT))
+        calls.append(("strideconv.correlate, float64", lambda: sc.correlate(xf, kf, stride=2), SEED_OUT))
+        try:
+            plan = sc.plan(xf.shape, kf.shape, xf.dtype, stride=2)
+            calls.append(("strideconv.plan(...) then p(x, k), float64", lambda: plan(xf, kf), SEED_OUT))
+        except Exception as exc:  # noqa: BLE001
+            progress(f"plan unavailable for the overhead table: {exc}")
+    for name, function, needs_torch in peers.ARRAY_PEERS:
+        if needs_torch and peers.torch is None:
+            continue
+        calls.append((f"{name} (peer), float64", lambda f=function: f(xf, kf, 2), SEED_OUT))
+    return calls
+
+
+def run_overhead() -> list[tuple[str, Measurement]]:
+    """Per-call time of the seed's 7×7 example through each path, on all cores."""
+    progress("[overhead] the seed's 7×7 example")
+    with peers.thread_limit(2):
+        return [(label, microseconds_per_call(call, want)) for label, call, want in overhead_calls()]

@@ -1,0 +1,70 @@
+"""strideconv as the harness calls it, or a clear 'not available' when it is not built."""
+
+from __future__ import annotations
+
+import importlib
+
+try:
+    strideconv = importlib.import_module("strideconv")
+    IMPORT_ERROR = ""
+except Exception as exc:  # noqa: BLE001 - not built yet, or a broken build
+    strideconv = None
+    IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
+
+
+def available() -> bool:
+    return strideconv is not None
+
+
+def version() -> str:
+    if strideconv is None:
+        return f"not importable ({IMPORT_ERROR})"
+    text = str(getattr(strideconv, "__version__", "unknown version"))
+    try:
+        info = strideconv.build_info()
+        text += f" ({info.get('profile', '?')} build, {info.get('default_threads', '?')} default threads)"
+    except Exception:  # noqa: BLE001 - build_info is optional
+        pass
+    return text
+
+
+def correlate_call(x, k, stride: int, threads: int, method: str = "auto"):
+    """A zero-argument call of strideconv.correlate on a seed-style case."""
+    channel_axis = -1 if x.ndim == 3 else None
+    return lambda: strideconv.correlate(
+        x, k, stride=stride, channel_axis=channel_axis, method=method, threads=threads
+    )
+
+
+def chosen_method(x, k, stride: int, threads: int) -> str:
+    """The method `auto` picks for this case, from strideconv.plan; '?' if unavailable."""
+    channel_axis = -1 if x.ndim == 3 else None
+    try:
+        plan = strideconv.plan(
+            x.shape, k.shape, x.dtype, stride=stride, channel_axis=channel_axis, threads=threads
+        )
+        return str(plan.method)
+    except Exception:  # noqa: BLE001 - the plan API is a nicety for the report
+        return "?"
+
+
+def layer_call(x, w, stride: int, padding: int, groups: int):
+    """A zero-argument call of strideconv.conv2d on a CNN layer (all cores)."""
+    return lambda: strideconv.conv2d(x, w, None, stride=stride, padding=padding, groups=groups)
+
+
+def layer_method(x, w, stride: int, padding: int, groups: int) -> str:
+    """The method `auto` picks for a CNN layer, from strideconv.plan; '?' if unavailable."""
+    try:
+        plan = strideconv.plan(
+            x.shape,
+            w.shape,
+            x.dtype,
+            op="conv2d",
+            stride=stride,
+            padding=padding,
+            groups=groups,
+        )
+        return str(plan.method)
+    except Exception:  # noqa: BLE001
+        return "?"
