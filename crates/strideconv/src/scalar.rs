@@ -54,6 +54,12 @@ pub trait Scalar:
     fn magnitude(self) -> f64;
     /// The constant padding value from its `f64` spelling.
     fn from_f64(v: f64) -> Self;
+    /// `self + a·b`, fused (one rounding) for real floats. Only called by kernels compiled
+    /// for CPUs with FMA, where it is one instruction.
+    #[inline(always)]
+    fn fused_mul_add(self, a: Self, b: Self) -> Self {
+        self + a * b
+    }
 }
 
 macro_rules! real_scalar {
@@ -76,6 +82,10 @@ macro_rules! real_scalar {
             #[inline(always)]
             fn from_f64(v: f64) -> Self {
                 v as $t
+            }
+            #[inline(always)]
+            fn fused_mul_add(self, a: Self, b: Self) -> Self {
+                a.mul_add(b, self)
             }
         }
     };

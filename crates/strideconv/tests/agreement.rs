@@ -42,11 +42,15 @@ struct Case {
     step_two: bool,
 }
 
-fn random_case(rng: &mut Rng) -> Case {
-    let rank = rng.range(1, 3);
+fn random_case(rng: &mut Rng, long_rows: bool) -> Case {
+    let rank = if long_rows { rng.range(1, 2) } else { rng.range(1, 3) };
     let batched = rng.below(3) == 0;
     let small = |rng: &mut Rng| if rank == 3 { rng.range(1, 7) } else { rng.range(1, 13) };
-    let n: Vec<usize> = (0..rank).map(|_| small(rng)).collect();
+    let mut n: Vec<usize> = (0..rank).map(|_| small(rng)).collect();
+    if long_rows {
+        // Rows longer than the kernels' register chunks, so chunk tails are exercised.
+        n[rank - 1] = rng.range(100, 700);
+    }
     let stride: Vec<usize> = (0..rank).map(|_| rng.range(1, 5)).collect();
     let dilation: Vec<usize> = (0..rank).map(|_| if rng.below(3) == 0 { rng.range(2, 3) } else { 1 }).collect();
     let pad_mode = [PadMode::Constant, PadMode::Reflect, PadMode::Symmetric, PadMode::Edge, PadMode::Wrap][rng.below(5)];
@@ -66,7 +70,7 @@ fn random_case(rng: &mut Rng) -> Case {
             if rng.below(5) == 0 {
                 max_f
             } else {
-                rng.range(1, max_f.min(5))
+                rng.range(1, max_f.min(if long_rows { 40 } else { 5 }))
             }
         })
         .collect();
@@ -320,9 +324,9 @@ impl From<Complex64> for Complex64Like {
     }
 }
 
-fn run_case(seed: u64) {
+fn run_case(seed: u64, long_rows: bool) {
     let mut rng = Rng(seed);
-    let case = random_case(&mut rng);
+    let case = random_case(&mut rng, long_rows);
     let spec = ConvSpec::new(&case.x_shape, &case.k_shape, case.layout.clone(), &case.opts).unwrap();
     let red = spec.reduction_len() as f64;
     macro_rules! check {
@@ -351,7 +355,15 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
     #[test]
     fn every_method_matches_the_reference(seed in any::<u64>()) {
-        run_case(seed);
+        run_case(seed, false);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 60, ..ProptestConfig::default() })]
+    #[test]
+    fn every_method_matches_the_reference_on_long_rows(seed in any::<u64>()) {
+        run_case(seed, true);
     }
 }
 

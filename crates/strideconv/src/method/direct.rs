@@ -1,30 +1,22 @@
-//! `direct`: the definition reordered for speed. One output row at a time is accumulated in
-//! a buffer; for each input channel and kernel row, every kernel column adds a (strided)
-//! input row segment, so the innermost loop runs along contiguous output and vectorises.
-//! Stride-native: no output is computed that the stride drops.
+//! `direct`: stride-native direct correlation on the SIMD row kernel.
+//!
+//! For each output depth slice and chunk of output rows, the input rows the chunk needs are
+//! copied once into *phase-split* buffers: row `r` with stride `s` along W becomes `s` rows
+//! `r[p], r[p+s], r[p+2s], ...`. Every kernel tap then reads contiguous memory whatever the
+//! stride, and [`crate::kernels::rows`] keeps a chunk of the output row in registers across
+//! all taps. No output is computed that the stride drops, and the copy is bounded by the
+//! chunk (a few MiB), never the whole input.
 
 use ndarray::{s, ArrayView5, ArrayViewMut5};
 
 use super::{Algorithm, Geom, Tiling};
+use crate::kernels::{self, PAD};
 use crate::Scalar;
 
 pub(crate) struct Direct;
 
-/// `acc[j] += w · row[off + j·stride]` for every `j`; the stride-1 case is split out so the
-/// compiler sees a plain zip and vectorises it.
-#[inline(always)]
-pub(crate) fn axpy_strided<T: Scalar>(acc: &mut [T], w: T, row: &[T], off: usize, stride: usize) {
-    let len = acc.len();
-    if stride == 1 {
-        for (a, &v) in acc.iter_mut().zip(&row[off..off + len]) {
-            *a += w * v;
-        }
-    } else {
-        for (a, &v) in acc.iter_mut().zip(row[off..].iter().step_by(stride)) {
-            *a += w * v;
-        }
-    }
-}
+/// Target size of the phase-split row buffer, in elements.
+const BUFFER_ELEMS: usize = 1 << 19;
 
 impl<T: Scalar> Algorithm<T> for Direct {
     fn tiling(&self) -> Tiling {
@@ -33,41 +25,75 @@ impl<T: Scalar> Algorithm<T> for Direct {
 
     fn run(&self, x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, mut out: ArrayViewMut5<'_, T>, g: &Geom) {
         let [nb, cout, od, oh, ow] = *out.shape() else { unreachable!() };
-        let (cin, kd, kh, kw) = (k.shape()[1], k.shape()[2], k.shape()[3], k.shape()[4]);
+        let [_, cin, kd, kh, kw] = *k.shape() else { unreachable!() };
+        let [s0, s1, s2] = g.stride;
+        let [d0, d1, d2] = g.dilation;
         let xw = g.input_len(2, ow, kw);
-        let mut acc = vec![T::zero(); ow];
-        let mut row_buf = vec![T::zero(); xw];
+        let plen = xw.div_ceil(s2) + PAD;
+        let ext1 = g.input_len(1, 1, kh);
+        // Output rows per chunk: as many as keep the buffer near BUFFER_ELEMS.
+        let per_row = cin * kd * s1 * s2 * plen;
+        let rows_chunk = (BUFFER_ELEMS.saturating_sub(cin * kd * ext1 * s2 * plen) / per_row.max(1)).clamp(1, oh);
+        let k_std = k.as_standard_layout();
+        let weights = k_std.as_slice().expect("standard layout");
+        let taps = cin * kd * kh * kw;
+        let mut buf: Vec<T> = Vec::new();
+        let mut starts = vec![0usize; taps];
+        let mut row_starts = vec![0usize; taps];
+        let mut row = vec![T::zero(); ow];
         for n in 0..nb {
-            for o in 0..cout {
-                for d in 0..od {
-                    for h in 0..oh {
-                        acc.fill(T::zero());
-                        for c in 0..cin {
-                            for td in 0..kd {
-                                let xd = d * g.stride[0] + td * g.dilation[0];
-                                for th in 0..kh {
-                                    let xh = h * g.stride[1] + th * g.dilation[1];
-                                    let row_view = x.slice(s![n, c, xd, xh, ..xw]);
-                                    let row: &[T] = match row_view.as_slice() {
-                                        Some(r) => r,
-                                        None => {
-                                            for (b, &v) in row_buf.iter_mut().zip(row_view.iter()) {
-                                                *b = v;
-                                            }
-                                            &row_buf
-                                        }
-                                    };
-                                    for tw in 0..kw {
-                                        let w = k[(o, c, td, th, tw)];
-                                        axpy_strided(&mut acc, w, row, tw * g.dilation[2], g.stride[2]);
-                                    }
+            for d in 0..od {
+                let mut h0 = 0;
+                while h0 < oh {
+                    let h1 = (h0 + rows_chunk).min(oh);
+                    let xh0 = h0 * s1;
+                    let nrows = (h1 - 1 - h0) * s1 + ext1;
+                    // Phase-split copy of the rows [xh0, xh0 + nrows) of every used depth slice.
+                    buf.clear();
+                    buf.resize(cin * kd * nrows * s2 * plen, T::zero());
+                    for c in 0..cin {
+                        for td in 0..kd {
+                            for r in 0..nrows {
+                                let src = x.slice(s![n, c, d * s0 + td * d0, xh0 + r, ..xw]);
+                                let base = ((c * kd + td) * nrows + r) * s2 * plen;
+                                for (i, &v) in src.iter().enumerate() {
+                                    buf[base + (i % s2) * plen + i / s2] = v;
                                 }
                             }
                         }
-                        for (y, &a) in out.slice_mut(s![n, o, d, h, ..]).iter_mut().zip(&acc) {
-                            *y = a;
+                    }
+                    // Tap list of the chunk's first row; later rows shift by s1 buffer rows.
+                    let mut t = 0;
+                    for c in 0..cin {
+                        for td in 0..kd {
+                            for th in 0..kh {
+                                let rbase = ((c * kd + td) * nrows + th * d1) * s2 * plen;
+                                for tw in 0..kw {
+                                    let off = tw * d2;
+                                    starts[t] = rbase + (off % s2) * plen + off / s2;
+                                    t += 1;
+                                }
+                            }
                         }
                     }
+                    for h in h0..h1 {
+                        let shift = (h - h0) * s1 * s2 * plen;
+                        for (rs, &s) in row_starts.iter_mut().zip(&starts) {
+                            *rs = s + shift;
+                        }
+                        for o in 0..cout {
+                            let w = &weights[o * taps..(o + 1) * taps];
+                            let mut dst = out.slice_mut(s![n, o, d, h, ..]);
+                            match dst.as_slice_mut() {
+                                Some(d) => kernels::rows(&buf, &row_starts, w, d),
+                                None => {
+                                    kernels::rows(&buf, &row_starts, w, &mut row);
+                                    dst.iter_mut().zip(&row).for_each(|(y, &v)| *y = v);
+                                }
+                            }
+                        }
+                    }
+                    h0 = h1;
                 }
             }
         }

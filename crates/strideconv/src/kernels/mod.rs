@@ -1,0 +1,150 @@
+//! The SIMD kernels: the only place with `unsafe`.
+//!
+//! One generic kernel body ([`rows_body`]) is compiled three times: plain, with AVX2+FMA and
+//! with AVX-512. The instruction set is detected once at run time; the environment variable
+//! `STRIDECONV_ISA` (`scalar`, `avx2`, `avx512`) can only narrow what was detected, so every
+//! path can be tested on a machine that has the widest one.
+//!
+//! Written by hand because this loop is the heart of the library: the accumulators of one
+//! chunk of an output row stay in registers across every kernel tap, so each tap costs one
+//! load and one fused multiply-add per vector, for any stride (the caller phase-splits rows).
+#![allow(unsafe_code)]
+
+use std::sync::OnceLock;
+
+use crate::Scalar;
+
+/// The instruction sets the kernels are compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Whatever the compiler targets by default.
+    Scalar,
+    /// AVX2 with FMA.
+    Avx2,
+    /// AVX-512 F/VL with FMA.
+    Avx512,
+}
+
+impl Isa {
+    /// Lower-case name, as `STRIDECONV_ISA` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+}
+
+fn detect() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("fma") {
+            return Isa::Avx512;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Scalar
+}
+
+/// The instruction set in use: detected once, narrowed by `STRIDECONV_ISA` if set.
+pub fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        let detected = detect();
+        let asked = match std::env::var("STRIDECONV_ISA").as_deref() {
+            Ok("scalar") => Isa::Scalar,
+            Ok("avx2") => Isa::Avx2,
+            _ => Isa::Avx512,
+        };
+        detected.min(asked)
+    })
+}
+
+/// `out[j] = Σ_t weights[t] · buf[starts[t] + j]` for `j < out.len()`.
+///
+/// `buf` must hold `starts[t] + round_up(out.len(), CHUNK)` elements for every `t`, where
+/// CHUNK is at most 128 elements: callers pad their row buffers by [`PAD`].
+pub(crate) fn rows<T: Scalar>(buf: &[T], starts: &[usize], weights: &[T], out: &mut [T]) {
+    assert_eq!(starts.len(), weights.len());
+    let need = starts.iter().max().map_or(0, |&s| s + out.len().next_multiple_of(PAD));
+    assert!(need <= buf.len(), "row buffer too short: {} < {need}", buf.len());
+    // Accumulator chunk: 512 bytes (8 AVX-512 registers), 256 bytes for AVX2; smaller when the
+    // output row is short so little work is wasted on the tail.
+    let isa = isa();
+    let bytes = if isa == Isa::Avx512 { 512 } else { 256 };
+    let elems = (bytes / std::mem::size_of::<T>()).max(1);
+    let chunk = if out.len() * 2 <= elems { (out.len().next_power_of_two()).max(4).min(elems) } else { elems };
+    macro_rules! go {
+        ($b:literal) => {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `isa()` returns Avx512 only when avx512f, avx512vl and fma were
+                // detected on this CPU.
+                Isa::Avx512 => unsafe { avx512::rows::<T, $b>(buf, starts, weights, out) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `isa()` returns Avx2 only when avx2 and fma were detected.
+                Isa::Avx2 => unsafe { avx2::rows::<T, $b>(buf, starts, weights, out) },
+                _ => rows_body::<T, $b, false>(buf, starts, weights, out),
+            }
+        };
+    }
+    match chunk {
+        0..=4 => go!(4),
+        5..=8 => go!(8),
+        9..=16 => go!(16),
+        17..=32 => go!(32),
+        33..=64 => go!(64),
+        _ => go!(128),
+    }
+}
+
+/// Row padding (in elements) callers leave after every row buffer: the widest chunk.
+pub(crate) const PAD: usize = 128;
+
+/// The kernel body; `FMA` selects fused multiply-add for floats (only where the CPU has it).
+#[inline(always)]
+fn rows_body<T: Scalar, const B: usize, const FMA: bool>(buf: &[T], starts: &[usize], weights: &[T], out: &mut [T]) {
+    let n = out.len();
+    let mut j0 = 0;
+    while j0 < n {
+        let mut acc = [T::zero(); B];
+        for (&s, &w) in starts.iter().zip(weights) {
+            let src: &[T; B] = buf[s + j0..s + j0 + B].try_into().expect("B elements");
+            for j in 0..B {
+                acc[j] = if FMA { acc[j].fused_mul_add(w, src[j]) } else { acc[j] + w * src[j] };
+            }
+        }
+        let m = B.min(n - j0);
+        out[j0..j0 + m].copy_from_slice(&acc[..m]);
+        j0 += B;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::rows_body;
+    use crate::Scalar;
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn rows<T: Scalar, const B: usize>(buf: &[T], starts: &[usize], weights: &[T], out: &mut [T]) {
+        rows_body::<T, B, true>(buf, starts, weights, out)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::rows_body;
+    use crate::Scalar;
+
+    /// # Safety
+    /// The CPU must support AVX-512 F and VL, and FMA.
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub(super) unsafe fn rows<T: Scalar, const B: usize>(buf: &[T], starts: &[usize], weights: &[T], out: &mut [T]) {
+        rows_body::<T, B, true>(buf, starts, weights, out)
+    }
+}
