@@ -34,6 +34,7 @@
 //!   are views onto it, so every memory layout works without copies.
 
 pub mod error;
+pub mod kernels;
 mod method;
 pub mod plan;
 pub mod scalar;
