@@ -104,7 +104,7 @@ def measure_peaks() -> Peaks:
 
 
 def blas_description() -> str:
-    """Which BLAS library, kernel architecture and thread count numpy uses (threadpoolctl)."""
+    """Which BLAS library, kernel architecture and thread count numpy and scipy use."""
     try:
         import threadpoolctl
     except ImportError:
@@ -113,10 +113,11 @@ def blas_description() -> str:
     for info in threadpoolctl.threadpool_info():
         if info.get("user_api") != "blas":
             continue
+        # The wheel that ships the library: numpy.libs/ or scipy.libs/ in its path.
+        owner = os.path.basename(os.path.dirname(info.get("filepath", ""))).replace(".libs", "")
         parts.append(
-            f"{info.get('internal_api')} {info.get('version')}, "
-            f"kernel architecture {info.get('architecture')}, "
-            f"{info.get('num_threads')} threads ({os.path.basename(info.get('filepath', ''))})"
+            f"{owner}: {info.get('internal_api')} {info.get('version')}, "
+            f"kernel architecture {info.get('architecture')}, {info.get('num_threads')} threads"
         )
     return "; ".join(parts) or "none found"
 

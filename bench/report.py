@@ -130,7 +130,7 @@ def header_section(meta: dict, peaks: Peaks) -> list[str]:
         f"wall time {meta['wall']:.0f} s.",
         f"- Machine: {meta['cpu']}. Load average at start {meta['load_start']}, "
         f"at end {meta['load_end']}.",
-        f"- numpy {meta['numpy']} BLAS: {meta['blas']}.",
+        f"- BLAS (threadpoolctl): {meta['blas']}.",
         f"- strideconv: {meta['strideconv']}. Peers: {meta['peers']}.",
         f"- Method: every implementation runs once and is checked against a float64 reference "
         f"(tolerance {meta['rtol']} of the largest reference magnitude), runs once more "
