@@ -75,11 +75,9 @@ def seed_reference(x: np.ndarray, k: np.ndarray, stride: int) -> np.ndarray:
     return full[::stride, ::stride, 0] if x.ndim == 3 else full[::stride, ::stride]
 
 
-def skip_reason(name: str, cell: SeedCell, settings: Settings) -> str:
-    """Why a peer is skipped on a cell by the budget, or '' if it runs."""
-    itemsize = np.dtype(cell.dtype).itemsize
-    c = max(cell.preset.channels, 1)
-    estimate = peers.estimate_array_peer(name, cell.n, cell.f, c, cell.preset.stride, itemsize)
+def skip_reason(name: str, n: int, f: int, c: int, stride: int, dtype: str, settings: Settings) -> str:
+    """Why an array peer is skipped on an n×n(×c) case by the budget, or '' if it runs."""
+    estimate = peers.estimate_array_peer(name, n, f, max(c, 1), stride, np.dtype(dtype).itemsize)
     if estimate is None:
         return ""
     seconds, extra_bytes = estimate
@@ -99,7 +97,7 @@ def measure_seed_cell(cell: SeedCell, x, k, reference, settings: Settings) -> Ro
         for name, function, needs_torch in peers.ARRAY_PEERS:
             if needs_torch and peers.torch is None:
                 results[name] = not_available("torch not installed")
-            elif reason := skip_reason(name, cell, settings):
+            elif reason := skip_reason(name, cell.n, cell.f, cell.preset.channels, stride, cell.dtype, settings):
                 results[name] = not_available(reason)
             else:
                 call = lambda f=function: f(x, k, stride)  # noqa: E731
@@ -195,6 +193,9 @@ def run_stream(cells: list[StreamCell], settings: Settings) -> list[Row]:
             for name in STREAM_PEERS:
                 if name == "torch" and peers.torch is None:
                     results[name] = not_available("torch not installed")
+                    continue
+                if reason := skip_reason(name, cell.n, 3, 0, cell.stride, cell.dtype, settings):
+                    results[name] = not_available(reason)
                     continue
                 call = lambda f=functions[name]: f(x, k, cell.stride)  # noqa: E731
                 results[name] = measure(call, reference, RTOL[cell.dtype], settings.budget)
