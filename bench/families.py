@@ -8,14 +8,14 @@ before it is timed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import timeit
 
 import numpy as np
-import scipy.signal
-
 import ours
 import peers
+import scipy.signal
 from timing import Measurement, measure
 from workloads import Layer, SeedCell, StreamCell
 
@@ -75,9 +75,10 @@ def seed_reference(x: np.ndarray, k: np.ndarray, stride: int) -> np.ndarray:
     return full[::stride, ::stride, 0] if x.ndim == 3 else full[::stride, ::stride]
 
 
-def skip_reason(name: str, n: int, f: int, c: int, stride: int, dtype: str, settings: Settings) -> str:
-    """Why an array peer is skipped on an n×n(×c) case by the budget, or '' if it runs."""
-    estimate = peers.estimate_array_peer(name, n, f, max(c, 1), stride, np.dtype(dtype).itemsize)
+def skip_reason(name: str, x: np.ndarray, k: np.ndarray, stride: int, settings: Settings) -> str:
+    """Why an array peer is skipped on this case by the budget, or '' if it runs."""
+    c = x.shape[2] if x.ndim == 3 else 1
+    estimate = peers.estimate_array_peer(name, x.shape[0], k.shape[0], c, stride, x.dtype.itemsize)
     if estimate is None:
         return ""
     seconds, extra_bytes = estimate
@@ -88,24 +89,37 @@ def skip_reason(name: str, n: int, f: int, c: int, stride: int, dtype: str, sett
     return ""
 
 
+def measure_array_case(
+    case, names: list[str], x, k, stride: int, threads: int, reference, settings: Settings
+) -> Row:
+    """Time the named array peers and strideconv on x ⋆ k at `stride`, `threads` threads."""
+    rtol = RTOL[x.dtype.name]
+    results = {}
+    with peers.thread_limit(threads):
+        for name, function, needs_torch in peers.ARRAY_PEERS:
+            if name not in names:
+                continue
+            if needs_torch and peers.torch is None:
+                results[name] = not_available("torch not installed")
+            elif reason := skip_reason(name, x, k, stride, settings):
+                results[name] = not_available(reason)
+            else:
+                call = functools.partial(function, x, k, stride)
+                results[name] = measure(call, reference, rtol, settings.budget)
+    if not ours.available():
+        return Row(case, results, not_available("strideconv not importable"))
+    call = ours.correlate_call(x, k, stride, threads)
+    mine = measure(call, reference, rtol, settings.budget)
+    return Row(case, results, mine, ours.chosen_method(x, k, stride, threads))
+
+
 def measure_seed_cell(cell: SeedCell, x, k, reference, settings: Settings) -> Row:
     """Time every array peer and strideconv on one seed cell."""
     x, k = x.astype(cell.dtype), k.astype(cell.dtype)
-    stride, rtol = cell.preset.stride, RTOL[cell.dtype]
-    results = {}
-    with peers.thread_limit(cell.threads):
-        for name, function, needs_torch in peers.ARRAY_PEERS:
-            if needs_torch and peers.torch is None:
-                results[name] = not_available("torch not installed")
-            elif reason := skip_reason(name, cell.n, cell.f, cell.preset.channels, stride, cell.dtype, settings):
-                results[name] = not_available(reason)
-            else:
-                call = lambda f=function: f(x, k, stride)  # noqa: E731
-                results[name] = measure(call, reference, rtol, settings.budget)
-    if not ours.available():
-        return Row(cell, results, not_available("strideconv not importable"))
-    mine = measure(ours.correlate_call(x, k, stride, cell.threads), reference, rtol, settings.budget)
-    return Row(cell, results, mine, ours.chosen_method(x, k, stride, cell.threads))
+    names = [name for name, _, _ in peers.ARRAY_PEERS]
+    return measure_array_case(
+        cell, names, x, k, cell.preset.stride, cell.threads, reference, settings
+    )
 
 
 def run_seed(cells: list[SeedCell], settings: Settings) -> list[Row]:
@@ -182,30 +196,20 @@ STREAM_PEERS = ["shift-add", "torch"]
 def run_stream(cells: list[StreamCell], settings: Settings) -> list[Row]:
     """Time strideconv (and shift-add, torch for context) on one-channel 3×3 cases."""
     rows = []
-    functions = {name: function for name, function, _ in peers.ARRAY_PEERS}
     for index, cell in enumerate(cells, 1):
-        progress(f"[stream {index}/{len(cells)}] n={cell.n} s={cell.stride} {cell.dtype} threads={cell.threads}")
+        progress(
+            f"[stream {index}/{len(cells)}] n={cell.n} s={cell.stride} {cell.dtype} "
+            f"threads={cell.threads}"
+        )
         rng = np.random.default_rng([cell.n, cell.stride])
-        x, k = random_array(rng, (cell.n, cell.n), cell.dtype), random_array(rng, (3, 3), cell.dtype)
+        x = random_array(rng, (cell.n, cell.n), cell.dtype)
+        k = random_array(rng, (3, 3), cell.dtype)
         reference = peers.shift_add(x.astype(np.float64), k.astype(np.float64), cell.stride)
-        results = {}
-        with peers.thread_limit(cell.threads):
-            for name in STREAM_PEERS:
-                if name == "torch" and peers.torch is None:
-                    results[name] = not_available("torch not installed")
-                    continue
-                if reason := skip_reason(name, cell.n, 3, 0, cell.stride, cell.dtype, settings):
-                    results[name] = not_available(reason)
-                    continue
-                call = lambda f=functions[name]: f(x, k, cell.stride)  # noqa: E731
-                results[name] = measure(call, reference, RTOL[cell.dtype], settings.budget)
-        if ours.available():
-            call = ours.correlate_call(x, k, cell.stride, cell.threads)
-            mine = measure(call, reference, RTOL[cell.dtype], settings.budget)
-            method = ours.chosen_method(x, k, cell.stride, cell.threads)
-        else:
-            mine, method = not_available("strideconv not importable"), ""
-        rows.append(Row(cell, results, mine, method))
+        rows.append(
+            measure_array_case(
+                cell, STREAM_PEERS, x, k, cell.stride, cell.threads, reference, settings
+            )
+        )
     return rows
 
 
@@ -249,11 +253,21 @@ def overhead_calls() -> list[tuple[str, object, np.ndarray]]:
     calls = []
     if ours.available():
         sc = ours.strideconv
-        calls.append(("strideconv.correlate(x, k, stride=2), int64", lambda: sc.correlate(x, k, stride=2), SEED_OUT))
-        calls.append(("strideconv.correlate, float64", lambda: sc.correlate(xf, kf, stride=2), SEED_OUT))
+        calls.append(
+            (
+                "strideconv.correlate(x, k, stride=2), int64",
+                lambda: sc.correlate(x, k, stride=2),
+                SEED_OUT,
+            )
+        )
+        calls.append(
+            ("strideconv.correlate, float64", lambda: sc.correlate(xf, kf, stride=2), SEED_OUT)
+        )
         try:
             plan = sc.plan(xf.shape, kf.shape, xf.dtype, stride=2)
-            calls.append(("strideconv.plan(...) then p(x, k), float64", lambda: plan(xf, kf), SEED_OUT))
+            calls.append(
+                ("strideconv.plan(...) then p(x, k), float64", lambda: plan(xf, kf), SEED_OUT)
+            )
         except Exception as exc:  # noqa: BLE001
             progress(f"plan unavailable for the overhead table: {exc}")
     for name, function, needs_torch in peers.ARRAY_PEERS:
@@ -267,4 +281,6 @@ def run_overhead() -> list[tuple[str, Measurement]]:
     """Per-call time of the seed's 7×7 example through each path, on all cores."""
     progress("[overhead] the seed's 7×7 example")
     with peers.thread_limit(2):
-        return [(label, microseconds_per_call(call, want)) for label, call, want in overhead_calls()]
+        return [
+            (label, microseconds_per_call(call, want)) for label, call, want in overhead_calls()
+        ]

@@ -20,11 +20,11 @@ def version() -> str:
     if strideconv is None:
         return f"not importable ({IMPORT_ERROR})"
     text = str(getattr(strideconv, "__version__", "unknown version"))
-    try:
-        info = strideconv.build_info()
-        text += f" ({info.get('profile', '?')} build, {info.get('default_threads', '?')} default threads)"
-    except Exception:  # noqa: BLE001 - build_info is optional
-        pass
+    build_info = getattr(strideconv, "build_info", None)
+    if callable(build_info):
+        info = build_info()
+        profile, threads = info.get("profile", "?"), info.get("default_threads", "?")
+        text += f" ({profile} build, {threads} default threads)"
     return text
 
 

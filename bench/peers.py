@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import scipy.fft
@@ -52,9 +52,7 @@ def available_peers() -> dict:
     """Optional peer libraries: name -> version string, or None when missing."""
     return {
         "torch": getattr(torch, "__version__", None),
-        "onnxruntime": getattr(onnxruntime, "__version__", None)
-        if onnx is not None
-        else None,
+        "onnxruntime": getattr(onnxruntime, "__version__", None) if onnx is not None else None,
         "jax": getattr(jax, "__version__", None),
     }
 
@@ -273,7 +271,7 @@ def onnxruntime_layer(x, w, stride: int, padding: int, groups: int, threads: int
             options,
             providers=["CPUExecutionProvider"],
         )
-    except Exception as exc:  # noqa: BLE001 - e.g. no float64 Conv kernel
+    except Exception as exc:
         if "NOT_IMPLEMENTED" in str(exc):
             raise Unavailable(f"onnxruntime has no CPU Conv kernel for {x.dtype}") from exc
         raise Unavailable(f"onnxruntime refuses the model: {str(exc)[:80]}") from exc
@@ -313,7 +311,7 @@ def reference_layer(x, w, stride: int, padding: int, groups: int) -> np.ndarray:
     """Independent float64 reference of a CNN layer: one einsum per kernel tap and group."""
     x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     w = w.astype(np.float64)
-    n, c_in, h, wd = x.shape
+    n, _, h, wd = x.shape
     c_out, c_group, kh, kw = w.shape
     oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
     out = np.zeros((n, c_out, oh, ow))
@@ -323,7 +321,12 @@ def reference_layer(x, w, stride: int, padding: int, groups: int) -> np.ndarray:
         wg = w[g * out_group : (g + 1) * out_group]
         for i in range(kh):
             for j in range(kw):
-                taps = xg[:, :, i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride]
+                taps = xg[
+                    :,
+                    :,
+                    i : i + stride * (oh - 1) + 1 : stride,
+                    j : j + stride * (ow - 1) + 1 : stride,
+                ]
                 out[:, g * out_group : (g + 1) * out_group] += np.einsum(
                     "nchw,oc->nohw", taps, wg[:, :, i, j]
                 )

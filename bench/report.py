@@ -11,7 +11,6 @@ import peers
 from machine import Peaks
 from timing import Measurement
 
-
 # ---------------------------------------------------------------------------------------
 # Formatting
 # ---------------------------------------------------------------------------------------
@@ -64,7 +63,9 @@ class Roofline:
     bound: str  # "FMA" or "BW"
 
 
-def roofline(flops: float, min_bytes: float, seconds: float, dtype: str, threads: int, peaks: Peaks):
+def roofline(
+    flops: float, min_bytes: float, seconds: float, dtype: str, threads: int, peaks: Peaks
+):
     """Where a time sits under the roofline min(FMA peak, intensity x copy bandwidth)."""
     peak, bandwidth = peaks.flops(dtype, threads), peaks.bandwidth(threads)
     gflops = flops / seconds / 1e9
@@ -126,21 +127,29 @@ def header_section(meta: dict, peaks: Peaks) -> list[str]:
         meta["command"],
         "```",
         "",
-        f"- Date: {meta['date']}; commit `{meta['commit']}`; mode: {meta['mode']}; "
-        f"wall time {meta['wall']:.0f} s.",
-        f"- Machine: {meta['cpu']}. Load average at start {meta['load_start']}, "
-        f"at end {meta['load_end']}.",
+        (
+            f"- Date: {meta['date']}; commit `{meta['commit']}`; mode: {meta['mode']}; "
+            f"wall time {meta['wall']:.0f} s."
+        ),
+        (
+            f"- Machine: {meta['cpu']}. Load average at start {meta['load_start']}, "
+            f"at end {meta['load_end']}."
+        ),
         f"- BLAS (threadpoolctl): {meta['blas']}.",
         f"- strideconv: {meta['strideconv']}. Peers: {meta['peers']}.",
-        f"- Method: every implementation runs once and is checked against a float64 reference "
-        f"(tolerance {meta['rtol']} of the largest reference magnitude), runs once more "
-        "untimed, then the best per-call time of 3-7 timed repeats (each ≥ 20 ms of calls) is "
-        "kept. All in one process, side by side. No result is cached between calls.",
-        "- % of bound: achieved GFLOP/s (2 flops per multiply-add of the direct definition) "
-        "against the roofline min(FMA peak, intensity × copy bandwidth), where intensity is "
-        "direct flops per byte of input + kernel + output; `FMA` marks compute-bound cases "
-        "(fraction of the FMA peak), `BW` bandwidth-bound ones (fraction of copy bandwidth). "
-        "FFT methods do fewer flops than the direct definition, so they can exceed 100%.",
+        (
+            f"- Method: every implementation runs once and is checked against a float64 reference "
+            f"(tolerance {meta['rtol']} of the largest reference magnitude), runs once more "
+            "untimed, then the best per-call time of 3-7 timed repeats (each ≥ 20 ms of calls) is "
+            "kept. All in one process, side by side. No result is cached between calls."
+        ),
+        (
+            "- % of bound: achieved GFLOP/s (2 flops per multiply-add of the direct definition) "
+            "against the roofline min(FMA peak, intensity × copy bandwidth), where intensity is "
+            "direct flops per byte of input + kernel + output; `FMA` marks compute-bound cases "
+            "(fraction of the FMA peak), `BW` bandwidth-bound ones (fraction of copy bandwidth). "
+            "FFT methods do fewer flops than the direct definition, so they can exceed 100%."
+        ),
         "- Ratios are peer time / strideconv time: above 1× strideconv is faster.",
         "",
         "## Machine peaks (best of a measurement at the start and one at the end of this run)",
@@ -173,21 +182,29 @@ def seed_section(rows, peaks: Peaks) -> list[str]:
     lines = [
         "## Seed grid (SPEC §6 presets: valid, no padding)",
         "",
-        "`seed-2d`: n×n input, f×f kernel, stride 2. `seed-3d-c5-s2`: n×n×5 with f×f×5, "
-        "stride 2. `seed-3d-c10-s5`: n×n×10 with f×f×10, stride 5 (channel axis summed). "
-        "Peers limited to the same thread count (BLAS via threadpoolctl, scipy.fft workers, "
-        "torch.set_num_threads). `skip` = over the per-call time or memory budget "
-        "(estimated, not run).",
+        (
+            "`seed-2d`: n×n input, f×f kernel, stride 2. `seed-3d-c5-s2`: n×n×5 with f×f×5, "
+            "stride 2. `seed-3d-c10-s5`: n×n×10 with f×f×10, stride 5 (channel axis summed). "
+            "Peers limited to the same thread count (BLAS via threadpoolctl, scipy.fft workers, "
+            "torch.set_num_threads). `skip` = over the per-call time or memory budget "
+            "(estimated, not run)."
+        ),
         "",
     ]
     names = [name for name, _, _ in peers.ARRAY_PEERS]
-    groups = sorted({(r.case.dtype, r.case.threads) for r in rows}, key=lambda g: (g[0] != "float64", -g[1]))
+    groups = sorted(
+        {(r.case.dtype, r.case.threads) for r in rows}, key=lambda g: (g[0] != "float64", -g[1])
+    )
     for dtype, threads in groups:
         lines += [f"### {dtype}, {threads} thread{'s' if threads > 1 else ''}", ""]
         body = []
         for row in (r for r in rows if (r.case.dtype, r.case.threads) == (dtype, threads)):
             c, best = row.case, fastest_peer(row)
-            r = roofline(c.flops, c.min_bytes, row.ours.seconds, dtype, threads, peaks) if row.ours.ok else None
+            r = (
+                roofline(c.flops, c.min_bytes, row.ours.seconds, dtype, threads, peaks)
+                if row.ours.ok
+                else None
+            )
             body.append(
                 [c.preset.name, str(c.n), str(c.f), f"{c.out_side}²"]
                 + [fmt_cell(row.peers[name]) for name in names]
@@ -200,7 +217,19 @@ def seed_section(rows, peaks: Peaks) -> list[str]:
                     fmt_roofline(r),
                 ]
             )
-        header = ["preset", "n", "f", "out", *names, "strideconv", "auto chose", "fastest peer", "ratio", "GFLOP/s", "% of bound"]
+        header = [
+            "preset",
+            "n",
+            "f",
+            "out",
+            *names,
+            "strideconv",
+            "auto chose",
+            "fastest peer",
+            "ratio",
+            "GFLOP/s",
+            "% of bound",
+        ]
         lines += table(header, body) + [""]
     lines += failure_notes(rows, seed_label) + [""]
     return lines
@@ -216,9 +245,11 @@ def layer_section(rows, peaks: Peaks) -> list[str]:
     lines = [
         "## CNN layers (NCHW, torch.nn.functional.conv2d semantics, 2 threads)",
         "",
-        "torch: `F.conv2d` on zero-copy `torch.from_numpy` tensors; onnxruntime: a one-node "
-        "Conv model, 2 intra-op threads; jax: `lax.conv_general_dilated` under `jax.jit`, "
-        "inputs already device arrays, `block_until_ready`; strideconv: `strideconv.conv2d`.",
+        (
+            "torch: `F.conv2d` on zero-copy `torch.from_numpy` tensors; onnxruntime: a one-node "
+            "Conv model, 2 intra-op threads; jax: `lax.conv_general_dilated` under `jax.jit`, "
+            "inputs already device arrays, `block_until_ready`; strideconv: `strideconv.conv2d`."
+        ),
         "",
     ]
     names = [name for name, _ in peers.LAYER_PEERS]
@@ -232,7 +263,14 @@ def layer_section(rows, peaks: Peaks) -> list[str]:
             layer, batch, _ = row.case
             itemsize = np.dtype(dtype).itemsize
             r = (
-                roofline(layer.flops(batch), layer.min_bytes(batch, itemsize), row.ours.seconds, dtype, 2, peaks)
+                roofline(
+                    layer.flops(batch),
+                    layer.min_bytes(batch, itemsize),
+                    row.ours.seconds,
+                    dtype,
+                    2,
+                    peaks,
+                )
                 if row.ours.ok
                 else None
             )
@@ -271,10 +309,23 @@ def stream_section(rows, peaks: Peaks) -> list[str]:
             [str(c.n), str(c.stride), c.dtype, str(c.threads)]
             + [fmt_cell(row.peers[name]) for name in row.peers]
             + [f"**{fmt_cell(row.ours)}**", row.method or "—"]
-            + ["—" if gbs is None else f"{gbs:.1f}", "—" if gbs is None or not bw else f"{100 * gbs / bw:.0f}%"]
+            + [
+                "—" if gbs is None else f"{gbs:.1f}",
+                "—" if gbs is None or not bw else f"{100 * gbs / bw:.0f}%",
+            ]
         )
     names = list(rows[0].peers) if rows else []
-    header = ["n", "stride", "dtype", "threads", *names, "strideconv", "auto chose", "GB/s", "% of copy BW"]
+    header = [
+        "n",
+        "stride",
+        "dtype",
+        "threads",
+        *names,
+        "strideconv",
+        "auto chose",
+        "GB/s",
+        "% of copy BW",
+    ]
     lines += table(header, body) + [""] + failure_notes(rows, stream_label) + [""]
     return lines
 
@@ -286,7 +337,9 @@ def overhead_section(results) -> list[str]:
         "`timeit`, best of 7 runs of ≥ 1000 calls; result checked first.",
         "",
     ]
-    body = [[label, fmt_cell(m) if not m.ok else f"{m.seconds * 1e6:.2f} µs"] for label, m in results]
+    body = [
+        [label, fmt_cell(m) if not m.ok else f"{m.seconds * 1e6:.2f} µs"] for label, m in results
+    ]
     lines += table(["call", "time per call"], body) + [""]
     lines += [f"- {label}: {m.note}" for label, m in results if not m.ok and m.note] + [""]
     return lines
@@ -303,7 +356,11 @@ def verdict(met: bool | None) -> str:
 
 def seed_target(rows, threads: int) -> str:
     """Target 1 on the float64 seed cells with n >= 256 at a thread count."""
-    cells = [r for r in rows if r.case.dtype == "float64" and r.case.threads == threads and r.case.n >= 256]
+    cells = [
+        r
+        for r in rows
+        if r.case.dtype == "float64" and r.case.threads == threads and r.case.n >= 256
+    ]
     if not cells:
         return f"- threads={threads}: {verdict(None)} (no cells)."
     ratios, missing = [], 0
@@ -330,7 +387,10 @@ def seed_target(rows, threads: int) -> str:
 def layer_target(rows) -> list[str]:
     """Target 2: float32 ≥ 1× torch and onnxruntime; float64 ≥ 2× torch, every layer."""
     lines = []
-    for dtype, peer_names, need in (("float32", ("torch", "onnxruntime"), 1.0), ("float64", ("torch",), 2.0)):
+    for dtype, peer_names, need in (
+        ("float32", ("torch", "onnxruntime"), 1.0),
+        ("float64", ("torch",), 2.0),
+    ):
         for name in peer_names:
             ratios = []
             for row in (r for r in rows if r.case[2] == dtype):
@@ -358,7 +418,9 @@ def roofline_target(layer_rows, stream_rows, peaks: Peaks) -> list[str]:
         layer, batch, dtype = row.case
         if dtype != "float32" or not row.ours.ok:
             continue
-        r = roofline(layer.flops(batch), layer.min_bytes(batch, 4), row.ours.seconds, dtype, 2, peaks)
+        r = roofline(
+            layer.flops(batch), layer.min_bytes(batch, 4), row.ours.seconds, dtype, 2, peaks
+        )
         if r.bound == "FMA":
             fractions.append((r.fraction, layer_label(row)))
     if fractions:
@@ -400,20 +462,28 @@ def overhead_target(results) -> str:
     return f"- {verdict(None)} (strideconv not importable)."
 
 
+TARGET_1 = (
+    "**Target 1** (seed presets, n ≥ 256, float64: `auto` ≥ 3× the fastest peer on every "
+    "cell, ≥ 8× at the median; same-thread-count peers):"
+)
+NOT_MEASURED = (
+    "Targets 4 (auto vs the fastest forced method) and 5 (memory) are not measured by this harness."
+)
+
+
 def summary_section(seed_rows, layer_rows, stream_rows, overhead, peaks: Peaks) -> list[str]:
     lines = ["## Summary against the targets (PERFORMANCE.md)", ""]
-    lines += ["**Target 1** (seed presets, n ≥ 256, float64: `auto` ≥ 3× the fastest peer on "
-              "every cell, ≥ 8× at the median; same-thread-count peers):"]
-    lines += [seed_target(seed_rows, 2), seed_target(seed_rows, 1), ""]
-    lines += ["**Target 2** (CNN layers, 2 threads):"] + layer_target(layer_rows) + [""]
-    lines += ["**Target 3** (roofline):"] + roofline_target(layer_rows, stream_rows, peaks) + [""]
+    lines += [TARGET_1, seed_target(seed_rows, 2), seed_target(seed_rows, 1), ""]
+    lines += ["**Target 2** (CNN layers, 2 threads):", *layer_target(layer_rows), ""]
+    lines += ["**Target 3** (roofline):", *roofline_target(layer_rows, stream_rows, peaks), ""]
     lines += ["**Target 6** (call overhead):", overhead_target(overhead), ""]
-    lines += ["Targets 4 (auto vs the fastest forced method) and 5 (memory) are not measured "
-              "by this harness.", ""]
+    lines += [NOT_MEASURED, ""]
     return lines
 
 
-def write_report(path: str, meta: dict, peaks: Peaks, seed_rows, layer_rows, stream_rows, overhead) -> None:
+def write_report(
+    path: str, meta: dict, peaks: Peaks, seed_rows, layer_rows, stream_rows, overhead
+) -> None:
     """Write the whole BENCHMARKS.md."""
     lines = header_section(meta, peaks)
     lines += summary_section(seed_rows, layer_rows, stream_rows, overhead, peaks)

@@ -24,12 +24,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import families  # noqa: E402
-import machine  # noqa: E402
-import ours  # noqa: E402
-import peers  # noqa: E402
-import report  # noqa: E402
-import workloads  # noqa: E402
+import families
+import machine
+import ours
+import peers
+import report
+import workloads
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -37,7 +37,9 @@ FAMILIES = ("seed", "cnn", "stream", "overhead")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="a small subset (< 3 minutes)")
     parser.add_argument(
         "--only",
@@ -67,7 +69,9 @@ def settings_for(quick: bool) -> families.Settings:
 def command_line() -> str:
     """The command that reproduces this run, with the environment it ran under."""
     words = ["python3", "bench/run.py", *sys.argv[1:]]
-    set_overrides = [f"{name}={os.environ[name]}" for name in OPENBLAS_OVERRIDES if name in os.environ]
+    set_overrides = [
+        f"{name}={os.environ[name]}" for name in OPENBLAS_OVERRIDES if name in os.environ
+    ]
     prefix = set_overrides if set_overrides else ["env", *(f"-u {n}" for n in OPENBLAS_OVERRIDES)]
     return " ".join(prefix + [shlex.join(words)])
 
@@ -75,12 +79,16 @@ def command_line() -> str:
 def git_commit() -> str:
     try:
         out = subprocess.run(
-            ["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+            ["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         dirty = subprocess.run(
             ["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             text=True,
+            check=False,
         )
         return out.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
     except OSError:
@@ -108,7 +116,9 @@ def main(argv=None) -> int:
     load_start = load_average()
     for name in OPENBLAS_OVERRIDES:
         if name in os.environ:
-            families.progress(f"warning: {name}={os.environ[name]} is set; numpy may run slower kernels")
+            families.progress(
+                f"warning: {name}={os.environ[name]} is set; numpy may run slower kernels"
+            )
     families.progress(f"strideconv: {ours.version()}")
     families.progress(f"peers: {describe_peers()}")
 
@@ -116,9 +126,19 @@ def main(argv=None) -> int:
     peaks = machine.measure_peaks()
     settings = settings_for(args.quick)
 
-    seed_rows = families.run_seed(workloads.seed_cells(args.quick), settings) if "seed" in args.only else []
-    layer_rows = families.run_layers(workloads.layer_cells(args.quick), settings) if "cnn" in args.only else []
-    stream_rows = families.run_stream(workloads.stream_cells(args.quick), settings) if "stream" in args.only else []
+    seed_rows = (
+        families.run_seed(workloads.seed_cells(args.quick), settings) if "seed" in args.only else []
+    )
+    layer_rows = (
+        families.run_layers(workloads.layer_cells(args.quick), settings)
+        if "cnn" in args.only
+        else []
+    )
+    stream_rows = (
+        families.run_stream(workloads.stream_cells(args.quick), settings)
+        if "stream" in args.only
+        else []
+    )
     overhead = families.run_overhead() if "overhead" in args.only else []
     families.progress("[peaks] again, at the end")
     peaks = machine.best_of(peaks, machine.measure_peaks())
@@ -127,7 +147,8 @@ def main(argv=None) -> int:
         "command": command_line(),
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "commit": git_commit(),
-        "mode": ("quick" if args.quick else "full") + ("" if len(args.only) == len(FAMILIES) else f" (only {', '.join(args.only)})"),
+        "mode": ("quick" if args.quick else "full")
+        + ("" if len(args.only) == len(FAMILIES) else f" (only {', '.join(args.only)})"),
         "wall": time.perf_counter() - started,
         "cpu": machine.cpu_description(),
         "load_start": load_start,
