@@ -157,11 +157,7 @@ impl PyPlan {
 
     /// A human-readable account of the problem, the cost of every method and the choice.
     fn explain(&self) -> String {
-        let mut text = self.request.plan.explain();
-        if self.op.starts_with("conv") && matches!(self.family, Family::C64 | Family::C128) {
-            text.push_str("note: conv*d does not conjugate complex weights; the core is handed conj(weight)\n");
-        }
-        text
+        self.request.plan.explain()
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {

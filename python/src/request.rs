@@ -7,7 +7,7 @@ use num_complex::{Complex32, Complex64};
 use numpy::{PyArray, PyArrayDescr, PyArrayDescrMethods};
 use pyo3::prelude::*;
 use strideconv::{
-    ConvSpec, Element as CoreElement, Kind, Layout, Method, Op, Options, Padding, Plan, Scalar,
+    ConvSpec, Element as CoreElement, Layout, Method, Op, Options, Padding, Plan, Scalar,
 };
 
 use crate::args;
@@ -364,14 +364,16 @@ fn out_rule(
     match dtype.kind() {
         b'c' => {}
         b'f' if !complex_result => {}
-        _ => return Err(type_error(
-            "out_dtype",
-            obj,
-            format!(
+        _ => {
+            return Err(type_error(
+                "out_dtype",
+                obj,
+                format!(
                 "the result is {}; out_dtype must be a float or complex dtype it can be cast to",
                 natural
             ),
-        )),
+            ))
+        }
     }
     Ok((
         OutKind::Natural,
@@ -584,10 +586,8 @@ impl Request {
         }
     }
 
-    /// Floats and complex numbers: the arrays hold the compute type itself.
-    ///
-    /// `conv*d` must not conjugate a complex weight, and the core conjugates the kernel of
-    /// every complex correlation; handing it the conjugated weight cancels that.
+    /// Floats and complex numbers: the arrays hold the compute type itself. (`conv*d` does not
+    /// conjugate complex weights: the core conjugates only in the signal layout.)
     fn run_float<'py, T>(
         &self,
         py: Python<'py>,
@@ -602,14 +602,9 @@ impl Request {
     {
         let (xr, kr) = (x.readonly::<T>()?, k.readonly::<T>()?);
         let bias = bias.map(compute_values::<T>).transpose()?;
-        let conjugated;
-        let kv = if T::KIND == Kind::Complex && matches!(self.style, Style::Batched { .. }) {
-            conjugated = kr.as_array().mapv(Scalar::conj);
-            conjugated.view()
-        } else {
-            kr.as_array()
-        };
-        self.execute(py, plan, xr.as_array(), kv, bias, |out| Ok(wrap(out)))
+        self.execute(py, plan, xr.as_array(), kr.as_array(), bias, |out| {
+            Ok(wrap(out))
+        })
     }
 
     fn run_int<'py>(

@@ -40,8 +40,9 @@ Decisions where the specification is silent
 * ``cval`` must be real; for integer inputs a whole number with ``|cval| <= 2**53``.
 * ``conv*d`` accept unbatched input (``(C, H, W)`` for conv2d), as PyTorch does, and
   ``padding`` may also give a ``(before, after)`` pair per axis. ``padding_mode`` takes
-  PyTorch's names and numpy's. Complex weights are not conjugated (the binding hands the
-  core ``conj(weight)``, whose correlation conjugates it back).
+  PyTorch's names and numpy's. Complex weights are not conjugated (PyTorch's convention).
+* With ``channel_axis``, :func:`convolve` flips the kernel along the convolved axes only;
+  channels pair up as they are (``x[..., c]`` with ``k[..., c]``).
 * :func:`methods` lists the methods this build can run; a named method that cannot compute
   a request raises ValueError saying why, and never runs another method instead.
 """
@@ -174,7 +175,7 @@ def correlate(
     Reflected padding and a dilated kernel:
 
     >>> strideconv.correlate(np.arange(6), [1, -1], padding=1, pad_mode="reflect", dilation=2)
-    array([-1, -2, -2, -2, -2, -1])
+    array([ 0, -2, -2, -2, -2,  0])
 
     A multi-channel image ``(n, n, c)`` with a kernel ``(f, f, c)``:
 
@@ -363,7 +364,7 @@ conv1d.__doc__ = _CONV_DOC.format(
     >>> x = np.arange(8.0).reshape(1, 1, 8)
     >>> w = np.array([[[1.0, 0.0, -1.0]]])
     >>> strideconv.conv1d(x, w, np.array([10.0]), stride=2, padding=1)
-    array([[[ 9.,  8.,  8., 16.]]])""",
+    array([[[9., 8., 8., 8.]]])""",
 )
 conv2d.__doc__ = _CONV_DOC.format(
     rank=2, spatial="H, W", kernel="kH, kW", out="H_out, W_out", first="NCHW", last="NHWC",
