@@ -142,7 +142,7 @@ fn estimate<T: Scalar>(m: Method, spec: &ConvSpec) -> std::result::Result<f64, S
 }
 
 fn geom(spec: &ConvSpec) -> Geom {
-    Geom { stride: spec.stride, dilation: spec.dilation }
+    Geom { stride: spec.stride, dilation: spec.dilation, threads: 1 }
 }
 
 fn build<T: Scalar>(m: Method) -> Box<dyn Algorithm<T>> {

@@ -10,61 +10,27 @@
 //! Correlation by FFT: with the kernel reversed and zero-padded to `M ≥ V + L − 1` (V outputs
 //! wanted, kernel length L), circular convolution at index `o + L − 1` is the valid
 //! correlation at `o`, untouched by wrap-around.
+//!
+//! Transforms: real input uses real-to-complex transforms along the last axis (half the
+//! work); the other axes are complex transforms made contiguous by a transpose. Spectra stay
+//! in the transposed layout (products are elementwise, so the layout does not matter), which
+//! saves the transposes back; only the inverse undoes them. Rows are transformed on the
+//! plan's threads.
 
 use std::sync::{Arc, Mutex};
 
-use ndarray::{ArrayView5, ArrayViewMut5};
+use ndarray::{s, ArrayView5, ArrayViewMut5};
 use num_complex::{Complex, Complex32, Complex64};
-use num_traits::{One, Zero};
+use num_traits::{Float, One, Zero};
+use rayon::prelude::*;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftNum, FftPlanner};
 
 use super::{Algorithm, Geom, Tiling};
 use crate::spec::{extent, SPATIAL};
 use crate::Scalar;
 
-/// Element types the FFT engine accepts, with their complex working type.
-pub(crate) trait FftScalar: Scalar {
-    type F: FftNum + num_traits::Float;
-    fn to_c(self) -> Complex<Self::F>;
-    fn from_c(c: Complex<Self::F>) -> Self;
-}
-
-impl FftScalar for f32 {
-    type F = f32;
-    fn to_c(self) -> Complex32 {
-        Complex::new(self, 0.0)
-    }
-    fn from_c(c: Complex32) -> f32 {
-        c.re
-    }
-}
-impl FftScalar for f64 {
-    type F = f64;
-    fn to_c(self) -> Complex64 {
-        Complex::new(self, 0.0)
-    }
-    fn from_c(c: Complex64) -> f64 {
-        c.re
-    }
-}
-impl FftScalar for Complex32 {
-    type F = f32;
-    fn to_c(self) -> Complex32 {
-        self
-    }
-    fn from_c(c: Complex32) -> Complex32 {
-        c
-    }
-}
-impl FftScalar for Complex64 {
-    type F = f64;
-    fn to_c(self) -> Complex64 {
-        self
-    }
-    fn from_c(c: Complex64) -> Complex64 {
-        c
-    }
-}
+type C<F> = Complex<F>;
 
 /// Smallest 2·3·5·7-smooth number ≥ n: the sizes RustFFT does fastest.
 pub(crate) fn fast_len(n: usize) -> usize {
@@ -117,54 +83,247 @@ impl FftGeometry {
     }
 }
 
+/// The transforms of one transform size, real or complex along the last axis.
+pub(crate) struct Transforms<F: FftNum> {
+    m: [usize; SPATIAL],
+    /// Length of a spectrum row along the last axis (m2/2+1 for real data, m2 for complex).
+    h2: usize,
+    r2c: Arc<dyn RealToComplex<F>>,
+    c2r: Arc<dyn ComplexToReal<F>>,
+    last: [Arc<dyn Fft<F>>; 2],
+    mid: [Arc<dyn Fft<F>>; 2],
+    first: [Arc<dyn Fft<F>>; 2],
+    threads: bool,
+}
+
+/// Element types the FFT engine accepts, with their complex working type.
+pub(crate) trait FftScalar: Scalar {
+    type F: FftNum + Float;
+    const REAL: bool;
+    fn to_c(self) -> C<Self::F>;
+    /// The result from a real transform's output value.
+    fn from_re(v: Self::F) -> Self;
+    /// The result from a complex transform's output value.
+    fn from_c(c: C<Self::F>) -> Self;
+}
+
+macro_rules! real_fft_scalar {
+    ($t:ty) => {
+        impl FftScalar for $t {
+            type F = $t;
+            const REAL: bool = true;
+            fn to_c(self) -> C<$t> {
+                Complex::new(self, 0.0)
+            }
+            fn from_re(v: $t) -> $t {
+                v
+            }
+            fn from_c(c: C<$t>) -> $t {
+                c.re
+            }
+        }
+    };
+}
+real_fft_scalar!(f32);
+real_fft_scalar!(f64);
+
+macro_rules! complex_fft_scalar {
+    ($t:ty, $f:ty) => {
+        impl FftScalar for $t {
+            type F = $f;
+            const REAL: bool = false;
+            fn to_c(self) -> $t {
+                self
+            }
+            fn from_re(v: $f) -> $t {
+                Complex::new(v, 0.0)
+            }
+            fn from_c(c: $t) -> $t {
+                c
+            }
+        }
+    };
+}
+complex_fft_scalar!(Complex32, f32);
+complex_fft_scalar!(Complex64, f64);
+
+/// Run `f(row, scratch)` on every `len`-long row of `buf`, on the pool's threads if asked.
+fn for_rows<F: FftNum>(buf: &mut [C<F>], len: usize, scratch_len: usize, threads: bool, f: impl Fn(&mut [C<F>], &mut [C<F>]) + Sync) {
+    let zero = C::new(F::zero(), F::zero());
+    if threads && buf.len() >= 8 * len {
+        // Rows in batches so one scratch serves several rows.
+        let batch = len * (buf.len() / len / 16).max(1);
+        buf.par_chunks_mut(batch).for_each_init(|| vec![zero; scratch_len], |scratch, rows| f(rows, scratch));
+    } else {
+        let mut scratch = vec![zero; scratch_len];
+        f(buf, &mut scratch);
+    }
+}
+
+/// `dst[c·rows + r] = src[r·cols + c]`, in cache-sized tiles, on the pool's threads if asked.
+fn transpose<F: FftNum>(src: &[C<F>], dst: &mut [C<F>], rows: usize, cols: usize, threads: bool) {
+    const T: usize = 32;
+    let tile = |c0: usize, band: &mut [C<F>]| {
+        let c1 = (c0 + band.len() / rows).min(cols);
+        for r0 in (0..rows).step_by(T) {
+            for c in c0..c1 {
+                for r in r0..(r0 + T).min(rows) {
+                    band[(c - c0) * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    };
+    if threads && rows * cols >= 1 << 14 {
+        dst.par_chunks_mut(T * rows).enumerate().for_each(|(i, band)| tile(i * T, band));
+    } else {
+        for (i, band) in dst.chunks_mut(T * rows).enumerate() {
+            tile(i * T, band);
+        }
+    }
+}
+
+impl<F: FftNum + Float> Transforms<F> {
+    fn new(m: [usize; SPATIAL], real: bool, planner: &mut FftPlanner<F>, rplanner: &mut RealFftPlanner<F>, threads: bool) -> Self {
+        Transforms {
+            m,
+            h2: if real { m[2] / 2 + 1 } else { m[2] },
+            r2c: rplanner.plan_fft_forward(m[2]),
+            c2r: rplanner.plan_fft_inverse(m[2]),
+            last: [planner.plan_fft_forward(m[2]), planner.plan_fft_inverse(m[2])],
+            mid: [planner.plan_fft_forward(m[1]), planner.plan_fft_inverse(m[1])],
+            first: [planner.plan_fft_forward(m[0]), planner.plan_fft_inverse(m[0])],
+            threads,
+        }
+    }
+
+    /// Number of complex values in a spectrum.
+    fn spectrum_len(&self) -> usize {
+        self.m[0] * self.m[1] * self.h2
+    }
+
+    /// Transform the spectrum rows (already along the last axis) along axes 1 and 0, leaving
+    /// them in transposed layout.
+    fn forward_rest(&self, spec: &mut Vec<C<F>>, tmp: &mut Vec<C<F>>) {
+        let [m0, m1, _] = self.m;
+        let h2 = self.h2;
+        tmp.resize(spec.len(), C::new(F::zero(), F::zero()));
+        if m1 > 1 {
+            for (s, t) in spec.chunks(m1 * h2).zip(tmp.chunks_mut(m1 * h2)) {
+                transpose(s, t, m1, h2, self.threads);
+            }
+            std::mem::swap(spec, tmp);
+            let f = &self.mid[0];
+            for_rows(spec, m1, f.get_inplace_scratch_len(), self.threads, |rows, sc| f.process_with_scratch(rows, sc));
+        }
+        if m0 > 1 {
+            transpose(spec, tmp, m0, m1 * h2, self.threads);
+            std::mem::swap(spec, tmp);
+            let f = &self.first[0];
+            for_rows(spec, m0, f.get_inplace_scratch_len(), self.threads, |rows, sc| f.process_with_scratch(rows, sc));
+        }
+    }
+
+    /// Undo [`Self::forward_rest`] (unnormalised), back to rows along the last axis.
+    fn inverse_rest(&self, spec: &mut Vec<C<F>>, tmp: &mut Vec<C<F>>) {
+        let [m0, m1, _] = self.m;
+        let h2 = self.h2;
+        tmp.resize(spec.len(), C::new(F::zero(), F::zero()));
+        if m0 > 1 {
+            let f = &self.first[1];
+            for_rows(spec, m0, f.get_inplace_scratch_len(), self.threads, |rows, sc| f.process_with_scratch(rows, sc));
+            transpose(spec, tmp, m1 * h2, m0, self.threads);
+            std::mem::swap(spec, tmp);
+        }
+        if m1 > 1 {
+            let f = &self.mid[1];
+            for_rows(spec, m1, f.get_inplace_scratch_len(), self.threads, |rows, sc| f.process_with_scratch(rows, sc));
+            for (s, t) in spec.chunks(m1 * h2).zip(tmp.chunks_mut(m1 * h2)) {
+                transpose(s, t, h2, m1, self.threads);
+            }
+            std::mem::swap(spec, tmp);
+        }
+    }
+
+    /// Forward transform of real data `[m0][m1][m2]` into `spec`.
+    fn forward_real(&self, data: &mut [F], spec: &mut Vec<C<F>>, tmp: &mut Vec<C<F>>) {
+        let (m2, h2) = (self.m[2], self.h2);
+        spec.resize(self.spectrum_len(), C::new(F::zero(), F::zero()));
+        let r2c = &self.r2c;
+        let mut scratch = r2c.make_scratch_vec();
+        for (row, out) in data.chunks_exact_mut(m2).zip(spec.chunks_exact_mut(h2)) {
+            r2c.process_with_scratch(row, out, &mut scratch).expect("buffer lengths match the plan");
+        }
+        self.forward_rest(spec, tmp);
+    }
+
+    /// Inverse transform of `spec` into real data `[m0][m1][m2]` (unnormalised).
+    fn inverse_real(&self, spec: &mut Vec<C<F>>, data: &mut [F], tmp: &mut Vec<C<F>>) {
+        self.inverse_rest(spec, tmp);
+        let (m2, h2) = (self.m[2], self.h2);
+        let c2r = &self.c2r;
+        let mut scratch = c2r.make_scratch_vec();
+        for (row, out) in spec.chunks_exact_mut(h2).zip(data.chunks_exact_mut(m2)) {
+            // A real signal's spectrum has real first (and, for even lengths, last) bins; the
+            // imaginary parts left there are rounding noise.
+            row[0].im = F::zero();
+            if m2 % 2 == 0 {
+                row[h2 - 1].im = F::zero();
+            }
+            c2r.process_with_scratch(row, out, &mut scratch).expect("buffer lengths match the plan");
+        }
+    }
+
+    /// Forward transform of complex data (already in `spec`, `[m0][m1][m2]`), in place.
+    fn forward_complex(&self, spec: &mut Vec<C<F>>, tmp: &mut Vec<C<F>>) {
+        let f = &self.last[0];
+        for_rows(spec, self.m[2], f.get_inplace_scratch_len(), self.threads, |rows, sc| f.process_with_scratch(rows, sc));
+        self.forward_rest(spec, tmp);
+    }
+
+    /// Inverse transform of `spec` back to complex data `[m0][m1][m2]`, in place.
+    fn inverse_complex(&self, spec: &mut Vec<C<F>>, tmp: &mut Vec<C<F>>) {
+        self.inverse_rest(spec, tmp);
+        let f = &self.last[1];
+        for_rows(spec, self.m[2], f.get_inplace_scratch_len(), self.threads, |rows, sc| f.process_with_scratch(rows, sc));
+    }
+}
+
 pub(crate) struct FftMethod<F: FftNum> {
     polyphase: bool,
-    planner: Mutex<FftPlanner<F>>,
+    planners: Mutex<(FftPlanner<F>, RealFftPlanner<F>)>,
 }
 
-impl<F: FftNum> FftMethod<F> {
+impl<F: FftNum + Float> FftMethod<F> {
     pub fn new(polyphase: bool) -> Self {
-        FftMethod { polyphase, planner: Mutex::new(FftPlanner::new()) }
+        FftMethod { polyphase, planners: Mutex::new((FftPlanner::new(), RealFftPlanner::new())) }
     }
 
-    fn plans(&self, m: [usize; SPATIAL]) -> [(Arc<dyn Fft<F>>, Arc<dyn Fft<F>>); SPATIAL] {
-        let mut p = self.planner.lock().unwrap_or_else(|e| e.into_inner());
-        std::array::from_fn(|a| (p.plan_fft_forward(m[a]), p.plan_fft_inverse(m[a])))
+    fn transforms(&self, m: [usize; SPATIAL], real: bool, threads: bool) -> Transforms<F> {
+        let mut p = self.planners.lock().unwrap_or_else(|e| e.into_inner());
+        let (c, r) = &mut *p;
+        Transforms::new(m, real, c, r, threads)
     }
 }
 
-/// Transform a 3-D buffer (row-major, dims `m`) along every axis longer than 1.
-fn fft3<F: FftNum>(buf: &mut [Complex<F>], m: [usize; SPATIAL], ffts: [&Arc<dyn Fft<F>>; SPATIAL], tmp: &mut Vec<Complex<F>>, scratch: &mut Vec<Complex<F>>) {
-    let need = ffts.iter().map(|f| f.get_inplace_scratch_len()).max().unwrap_or(0);
-    if scratch.len() < need {
-        scratch.resize(need, Complex::new(F::zero(), F::zero()));
-    }
-    if m[2] > 1 {
-        ffts[2].process_with_scratch(buf, &mut scratch[..ffts[2].get_inplace_scratch_len()]);
-    }
-    // Axis 1 within each depth plane, then axis 0: transpose so the axis is contiguous.
-    if m[1] > 1 {
-        for plane in buf.chunks_exact_mut(m[1] * m[2]) {
-            transpose_fft(plane, m[1], m[2], ffts[1].as_ref(), tmp, scratch);
-        }
-    }
-    if m[0] > 1 {
-        transpose_fft(buf, m[0], m[1] * m[2], ffts[0].as_ref(), tmp, scratch);
-    }
+/// Working buffers of one run.
+struct Work<T: FftScalar> {
+    data: Vec<T>,
+    real: Vec<T::F>,
+    spec: Vec<C<T::F>>,
+    tmp: Vec<C<T::F>>,
 }
 
-/// FFT along the rows axis of a `rows × cols` block: transpose, transform, transpose back.
-fn transpose_fft<F: FftNum>(block: &mut [Complex<F>], rows: usize, cols: usize, fft: &dyn Fft<F>, tmp: &mut Vec<Complex<F>>, scratch: &mut [Complex<F>]) {
-    tmp.resize(rows * cols, Complex::new(F::zero(), F::zero()));
-    for r in 0..rows {
-        for c in 0..cols {
-            tmp[c * rows + r] = block[r * cols + c];
-        }
-    }
-    fft.process_with_scratch(tmp, &mut scratch[..fft.get_inplace_scratch_len()]);
-    for r in 0..rows {
-        for c in 0..cols {
-            block[r * cols + c] = tmp[c * rows + r];
+impl<T: FftScalar> Work<T> {
+    /// Transform `self.data` into `self.spec`.
+    fn forward(&mut self, t: &Transforms<T::F>) {
+        if T::REAL {
+            self.real.clear();
+            self.real.extend(self.data.iter().map(|v| v.to_c().re));
+            t.forward_real(&mut self.real, &mut self.spec, &mut self.tmp);
+        } else {
+            self.spec.clear();
+            self.spec.extend(self.data.iter().map(|v| v.to_c()));
+            t.forward_complex(&mut self.spec, &mut self.tmp);
         }
     }
 }
@@ -182,58 +341,50 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
         let geo = FftGeometry::new([od, oh, ow], kernel, g, self.polyphase);
         let m = geo.m;
         let size = m[0] * m[1] * m[2];
-        let plans = self.plans(m);
-        let fwd = [&plans[0].0, &plans[1].0, &plans[2].0];
-        let inv = [&plans[0].1, &plans[1].1, &plans[2].1];
-        let zero = Complex::new(T::F::zero(), T::F::zero());
-        let (mut tmp, mut scratch) = (Vec::new(), Vec::new());
-        let mut xs = vec![zero; size];
-        let mut ks = vec![zero; size];
-        let mut acc = vec![zero; size * cout];
+        let t = self.transforms(m, T::REAL, g.threads > 1);
+        let spec_len = t.spectrum_len();
+        let zero = C::new(T::F::zero(), T::F::zero());
+        let mut w = Work::<T> { data: vec![T::zero(); size], real: Vec::new(), spec: Vec::new(), tmp: Vec::new() };
+        let mut xs: Vec<C<T::F>> = Vec::new();
+        let mut acc = vec![zero; spec_len * cout];
         let scale = T::F::one() / <T::F as num_traits::NumCast>::from(size).expect("transform size fits the float");
+        let q = geo.phases;
         for n in 0..nb {
             acc.fill(zero);
-            for pd in 0..geo.phases[0] {
-                for ph in 0..geo.phases[1] {
-                    for pw in 0..geo.phases[2] {
+            for pd in 0..q[0] {
+                for ph in 0..q[1] {
+                    for pw in 0..q[2] {
                         let p = [pd, ph, pw];
                         if (0..SPATIAL).any(|a| p[a] >= extent(kernel[a], g.dilation[a])) {
                             continue;
                         }
                         // Input phase: x[i·q + p], as many as fit both x and the transform.
-                        let cnt: [usize; SPATIAL] = std::array::from_fn(|a| {
-                            xlen[a].saturating_sub(p[a]).div_ceil(geo.phases[a]).min(m[a])
-                        });
+                        let cnt: [usize; SPATIAL] = std::array::from_fn(|a| xlen[a].saturating_sub(p[a]).div_ceil(q[a]).min(m[a]));
                         for c in 0..cin {
-                            xs.fill(zero);
+                            w.data.fill(T::zero());
                             for i0 in 0..cnt[0] {
                                 for i1 in 0..cnt[1] {
+                                    let src = x.slice(s![n, c, i0 * q[0] + pd, i1 * q[1] + ph, pw..;q[2]]);
                                     let base = (i0 * m[1] + i1) * m[2];
-                                    for i2 in 0..cnt[2] {
-                                        xs[base + i2] = x[(
-                                            n,
-                                            c,
-                                            i0 * geo.phases[0] + pd,
-                                            i1 * geo.phases[1] + ph,
-                                            i2 * geo.phases[2] + pw,
-                                        )]
-                                            .to_c();
+                                    for (d, &v) in w.data[base..base + cnt[2]].iter_mut().zip(src.iter()) {
+                                        *d = v;
                                     }
                                 }
                             }
-                            fft3(&mut xs, m, fwd, &mut tmp, &mut scratch);
+                            w.forward(&t);
+                            std::mem::swap(&mut xs, &mut w.spec);
                             for o in 0..cout {
                                 // Kernel phase, reversed within the common length klen.
-                                ks.fill(zero);
+                                w.data.fill(T::zero());
                                 let mut any = false;
                                 for j0 in 0..geo.klen[0] {
-                                    let Some(t0) = tap(j0, pd, geo.phases[0], g.dilation[0], kernel[0]) else { continue };
+                                    let Some(t0) = tap(j0, pd, q[0], g.dilation[0], kernel[0]) else { continue };
                                     for j1 in 0..geo.klen[1] {
-                                        let Some(t1) = tap(j1, ph, geo.phases[1], g.dilation[1], kernel[1]) else { continue };
+                                        let Some(t1) = tap(j1, ph, q[1], g.dilation[1], kernel[1]) else { continue };
                                         for j2 in 0..geo.klen[2] {
-                                            let Some(t2) = tap(j2, pw, geo.phases[2], g.dilation[2], kernel[2]) else { continue };
+                                            let Some(t2) = tap(j2, pw, q[2], g.dilation[2], kernel[2]) else { continue };
                                             let r = [geo.klen[0] - 1 - j0, geo.klen[1] - 1 - j1, geo.klen[2] - 1 - j2];
-                                            ks[(r[0] * m[1] + r[1]) * m[2] + r[2]] = k[(o, c, t0, t1, t2)].to_c();
+                                            w.data[(r[0] * m[1] + r[1]) * m[2] + r[2]] = k[(o, c, t0, t1, t2)];
                                             any = true;
                                         }
                                     }
@@ -241,28 +392,49 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
                                 if !any {
                                     continue;
                                 }
-                                fft3(&mut ks, m, fwd, &mut tmp, &mut scratch);
-                                for ((a, &xv), &kv) in acc[o * size..(o + 1) * size].iter_mut().zip(&xs).zip(&ks) {
-                                    *a = *a + xv * kv;
-                                }
+                                w.forward(&t);
+                                multiply_add(&mut acc[o * spec_len..(o + 1) * spec_len], &xs, &w.spec, t.threads);
                             }
+                            std::mem::swap(&mut xs, &mut w.spec);
                         }
                     }
                 }
             }
+            let at = |i: [usize; SPATIAL]| (i[0] * m[1] + i[1]) * m[2] + i[2];
+            let first = |d: usize, h: usize, wi: usize| {
+                [d * geo.step[0] + geo.klen[0] - 1, h * geo.step[1] + geo.klen[1] - 1, wi * geo.step[2] + geo.klen[2] - 1]
+            };
             for o in 0..cout {
-                let spec = &mut acc[o * size..(o + 1) * size];
-                fft3(spec, m, inv, &mut tmp, &mut scratch);
-                for d in 0..od {
-                    for h in 0..oh {
-                        for w in 0..ow {
-                            let i = [d * geo.step[0] + geo.klen[0] - 1, h * geo.step[1] + geo.klen[1] - 1, w * geo.step[2] + geo.klen[2] - 1];
-                            out[(n, o, d, h, w)] = T::from_c(spec[(i[0] * m[1] + i[1]) * m[2] + i[2]] * scale);
-                        }
+                let mut spec = acc[o * spec_len..(o + 1) * spec_len].to_vec();
+                if T::REAL {
+                    w.real.resize(size, T::F::zero());
+                    t.inverse_real(&mut spec, &mut w.real, &mut w.tmp);
+                    for ((d, h, wi), y) in out.slice_mut(s![n, o, .., .., ..]).indexed_iter_mut() {
+                        *y = T::from_re(w.real[at(first(d, h, wi))] * scale);
+                    }
+                } else {
+                    t.inverse_complex(&mut spec, &mut w.tmp);
+                    for ((d, h, wi), y) in out.slice_mut(s![n, o, .., .., ..]).indexed_iter_mut() {
+                        *y = T::from_c(spec[at(first(d, h, wi))] * scale);
                     }
                 }
             }
         }
+    }
+}
+
+/// `acc += a · b`, elementwise.
+fn multiply_add<F: FftNum>(acc: &mut [C<F>], a: &[C<F>], b: &[C<F>], threads: bool) {
+    let body = |(acc, (a, b)): (&mut [C<F>], (&[C<F>], &[C<F>]))| {
+        for ((y, &u), &v) in acc.iter_mut().zip(a).zip(b) {
+            *y = *y + u * v;
+        }
+    };
+    const CHUNK: usize = 1 << 14;
+    if threads && acc.len() > CHUNK {
+        acc.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(body);
+    } else {
+        body((acc, (a, b)));
     }
 }
 

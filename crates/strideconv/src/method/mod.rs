@@ -25,6 +25,9 @@ pub(crate) mod shift_add;
 pub(crate) struct Geom {
     pub stride: [usize; SPATIAL],
     pub dilation: [usize; SPATIAL],
+    /// Threads of the pool the block runs in; a method may parallelise inside a block only
+    /// when this is above 1 (it then runs inside that pool).
+    pub threads: usize,
 }
 
 impl Geom {
@@ -143,13 +146,23 @@ pub(crate) fn drive<T: Scalar>(
             }
         }
     }
-    if threads <= 1 || blocks.len() == 1 {
+    if threads <= 1 {
+        let g = Geom { threads: 1, ..*g };
         for (xb, kb, ob) in blocks {
-            alg.run(xb, kb, ob, g);
+            alg.run(xb, kb, ob, &g);
         }
-    } else {
+    } else if blocks.len() == 1 {
+        // One block: the method may use the pool's threads inside it.
+        let g = Geom { threads, ..*g };
         pool(threads).install(|| {
-            blocks.into_par_iter().for_each(|(xb, kb, ob)| alg.run(xb, kb, ob, g));
+            for (xb, kb, ob) in blocks {
+                alg.run(xb, kb, ob, &g);
+            }
+        });
+    } else {
+        let g = Geom { threads: 1, ..*g };
+        pool(threads).install(|| {
+            blocks.into_par_iter().for_each(|(xb, kb, ob)| alg.run(xb, kb, ob, &g));
         });
     }
 }
