@@ -35,6 +35,7 @@
 
 pub mod error;
 pub mod kernels;
+pub mod memory;
 mod method;
 pub mod plan;
 pub mod scalar;
