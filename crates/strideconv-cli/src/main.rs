@@ -7,6 +7,10 @@ use clap::{Parser, Subcommand};
 use ndarray::{array, Array2};
 use strideconv::{ConvSpec, Layout, Method, Options, Plan, Run};
 
+/// Counts heap bytes so that `compare` can report each method's peak extra memory.
+#[global_allocator]
+static ALLOC: strideconv::memory::CountingAllocator = strideconv::memory::CountingAllocator::new();
+
 mod args;
 mod compare;
 mod npy;
