@@ -7,7 +7,7 @@
 //! all taps. No output is computed that the stride drops, and the copy is bounded by the
 //! chunk (a few MiB), never the whole input.
 
-use ndarray::{s, ArrayView5, ArrayViewMut5};
+use ndarray::{s, ArrayView5, ArrayViewMut2, ArrayViewMut5, ShapeBuilder};
 
 use super::{Algorithm, Geom, Tiling};
 use crate::kernels::{self, PAD};
@@ -15,8 +15,8 @@ use crate::Scalar;
 
 pub(crate) struct Direct;
 
-/// Target size of the phase-split row buffer, in elements.
-const BUFFER_ELEMS: usize = 1 << 19;
+/// Target size of the phase-split row buffer, in elements (about half of L2 for f64).
+const BUFFER_ELEMS: usize = 1 << 16;
 
 impl<T: Scalar> Algorithm<T> for Direct {
     fn tiling(&self) -> Tiling {
@@ -33,7 +33,8 @@ impl<T: Scalar> Algorithm<T> for Direct {
         let ext1 = g.input_len(1, 1, kh);
         // Output rows per chunk: as many as keep the buffer near BUFFER_ELEMS.
         let per_row = cin * kd * s1 * s2 * plen;
-        let rows_chunk = (BUFFER_ELEMS.saturating_sub(cin * kd * ext1 * s2 * plen) / per_row.max(1)).clamp(1, oh);
+        // At least 8 rows, so the rows a chunk shares with the next are not copied too often.
+        let rows_chunk = (BUFFER_ELEMS.saturating_sub(cin * kd * ext1 * s2 * plen) / per_row.max(1)).clamp(8, oh.max(8)).min(oh);
         let k_std = k.as_standard_layout();
         let weights = k_std.as_slice().expect("standard layout");
         let taps = cin * kd * kh * kw;
@@ -53,12 +54,15 @@ impl<T: Scalar> Algorithm<T> for Direct {
                     buf.resize(cin * kd * nrows * s2 * plen, T::zero());
                     for c in 0..cin {
                         for td in 0..kd {
-                            for r in 0..nrows {
-                                let src = x.slice(s![n, c, d * s0 + td * d0, xh0 + r, ..xw]);
-                                let base = ((c * kd + td) * nrows + r) * s2 * plen;
-                                for (i, &v) in src.iter().enumerate() {
-                                    buf[base + (i % s2) * plen + i / s2] = v;
-                                }
+                            let plane = x.slice(s![n, c, d * s0 + td * d0, xh0..xh0 + nrows, ..xw]);
+                            let base = ((c * kd + td) * nrows) * s2 * plen;
+                            for p in 0..s2.min(xw) {
+                                let src = plane.slice(s![.., p..;s2]);
+                                let len = (nrows - 1) * s2 * plen + src.shape()[1];
+                                let shape = (nrows, src.shape()[1]).strides((s2 * plen, 1));
+                                ArrayViewMut2::from_shape(shape, &mut buf[base + p * plen..base + p * plen + len])
+                                    .expect("the buffer holds every phase row")
+                                    .assign(&src);
                             }
                         }
                     }
