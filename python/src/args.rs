@@ -126,28 +126,39 @@ pub(crate) enum PadArg {
 
 /// `padding`: an int, one entry per axis (an int or a `(before, after)` pair), or a name.
 pub(crate) fn padding(obj: &Bound<'_, PyAny>, names: &[&str]) -> PyResult<PadArg> {
-    let expected = format!(
-        "expected a non-negative int, one entry per convolved axis (an int or a (before, after) pair), \
-         or one of {}",
-        names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
-    );
+    // Built only for an error: formatting on every call would cost more than parsing.
+    let expected = || {
+        format!(
+            "expected a non-negative int, one entry per convolved axis (an int or a (before, after) \
+             pair), or one of {}",
+            names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+        )
+    };
     if let Ok(s) = obj.cast::<PyString>() {
         let s = s.to_cow()?;
         return match &*s {
             "valid" if names.contains(&"valid") => Ok(PadArg::Valid),
             "same" if names.contains(&"same") => Ok(PadArg::Same),
             "full" if names.contains(&"full") => Ok(PadArg::Full),
-            _ => Err(value_error("padding", obj, expected)),
+            _ => Err(value_error("padding", obj, expected())),
         };
     }
+    let entry = |item: &Bound<'_, PyAny>| -> PyResult<usize> {
+        match int_of(item) {
+            Some(Ok(v)) if v >= 0 => Ok(v as usize),
+            Some(Ok(_)) => Err(value_error("padding", obj, "values must be non-negative")),
+            Some(Err(_)) => Err(value_error("padding", obj, "too large")),
+            None => Err(type_error("padding", obj, expected())),
+        }
+    };
     if int_of(obj).is_some() {
-        return Ok(PadArg::Uniform(bounded(obj, "padding", obj, 0, &expected)?));
+        return Ok(PadArg::Uniform(entry(obj)?));
     }
-    let seq = sequence(obj).ok_or_else(|| type_error("padding", obj, &expected))?;
+    let seq = sequence(obj).ok_or_else(|| type_error("padding", obj, expected()))?;
     let mut pairs = Vec::new();
     for item in items(&seq)? {
         if int_of(&item).is_some() {
-            let p = bounded(&item, "padding", obj, 0, &expected)?;
+            let p = entry(&item)?;
             pairs.push((p, p));
             continue;
         }
@@ -156,15 +167,12 @@ pub(crate) fn padding(obj: &Bound<'_, PyAny>, names: &[&str]) -> PyResult<PadArg
             .transpose()?
             .unwrap_or_default();
         if pair.len() != 2 {
-            return Err(type_error("padding", obj, &expected));
+            return Err(type_error("padding", obj, expected()));
         }
-        pairs.push((
-            bounded(&pair[0], "padding", obj, 0, &expected)?,
-            bounded(&pair[1], "padding", obj, 0, &expected)?,
-        ));
+        pairs.push((entry(&pair[0])?, entry(&pair[1])?));
     }
     if pairs.is_empty() {
-        return Err(value_error("padding", obj, expected));
+        return Err(value_error("padding", obj, expected()));
     }
     Ok(PadArg::PerAxis(pairs))
 }
@@ -261,38 +269,41 @@ pub(crate) fn channel_axis(obj: &Bound<'_, PyAny>, ndim: usize) -> PyResult<Opti
     if obj.is_none() {
         return Ok(None);
     }
-    let expected = format!("expected None or an axis of x, which has {ndim} axes");
+    let expected = || format!("expected None or an axis of x, which has {ndim} axes");
     let v = match int_of(obj) {
         Some(Ok(v)) => v,
-        Some(Err(_)) => return Err(value_error("channel_axis", obj, expected)),
-        None => return Err(type_error("channel_axis", obj, expected)),
+        Some(Err(_)) => return Err(value_error("channel_axis", obj, expected())),
+        None => return Err(type_error("channel_axis", obj, expected())),
     };
     let n = ndim as i64;
     let axis = if v < 0 { v + n } else { v };
     if !(0..n).contains(&axis) {
-        return Err(value_error("channel_axis", obj, expected));
+        return Err(value_error("channel_axis", obj, expected()));
     }
     Ok(Some(axis as usize))
 }
 
-/// `layout` of `conv{rank}d`: channels first (`NCHW`) or last (`NHWC`); `None` is channels first.
+/// Layout names of `conv1d/2d/3d`, channels first and channels last, by rank.
+pub(crate) const LAYOUTS: [(&str, &str); 3] =
+    [("NCW", "NWC"), ("NCHW", "NHWC"), ("NCDHW", "NDHWC")];
+
+/// `layout` of `conv{rank}d` (rank 1 to 3): channels first (`NCHW`, also `None`) or last (`NHWC`).
 pub(crate) fn layout(obj: &Bound<'_, PyAny>, rank: usize) -> PyResult<bool> {
-    let spatial = &"DHW"[3 - rank..];
-    let (first, last) = (format!("NC{spatial}"), format!("N{spatial}C"));
+    let (first, last) = LAYOUTS[rank - 1];
     if obj.is_none() {
         return Ok(false);
     }
     let expected =
-        format!("conv{rank}d expects '{first}' (channels first) or '{last}' (channels last)");
+        || format!("conv{rank}d expects '{first}' (channels first) or '{last}' (channels last)");
     let s = obj
         .cast::<PyString>()
-        .map_err(|_| type_error("layout", obj, &expected))?
+        .map_err(|_| type_error("layout", obj, expected()))?
         .to_cow()?;
     if *s == *first {
         Ok(false)
     } else if *s == *last {
         Ok(true)
     } else {
-        Err(value_error("layout", obj, expected))
+        Err(value_error("layout", obj, expected()))
     }
 }

@@ -449,25 +449,22 @@ impl Request {
             return Err(internal(format!("conv{rank}d does not exist")));
         }
         let channels_last = args::layout(a.layout, rank)?;
-        let spatial = &"DHW"[3 - rank..];
-        let (batched, single) = if channels_last {
-            (format!("N{spatial}C"), format!("{spatial}C"))
-        } else {
-            (format!("NC{spatial}"), format!("C{spatial}"))
-        };
         let unbatched = match x_shape.len() {
             n if n == rank + 2 => false,
             n if n == rank + 1 => true,
             _ => {
+                let (first, last) = args::LAYOUTS[rank - 1];
+                let layout = if channels_last { last } else { first };
                 return Err(shape_error(
                     "input",
                     x_shape,
                     format!(
-                        "conv{rank}d expects {} axes ({batched}) or {} ({single}, unbatched)",
+                        "conv{rank}d expects {} axes ({layout}) or {} ({}, unbatched)",
                         rank + 2,
-                        rank + 1
+                        rank + 1,
+                        &layout[1..]
                     ),
-                ))
+                ));
             }
         };
         if k_shape.len() != rank + 2 {
