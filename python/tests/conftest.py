@@ -16,3 +16,12 @@ settings.register_profile(
     "thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+try:
+    import strideconv._core  # noqa: F401
+except ImportError as exc:  # the source tree shadows the installed package, or none is installed
+    raise ImportError(
+        "strideconv's compiled core is not importable: install the package first "
+        "(`pip install ./python` or `make -C python install`) and run pytest from the "
+        "repository root, not `python -m pytest` inside python/"
+    ) from exc
