@@ -264,7 +264,8 @@ fn cpu_features() -> Vec<&'static str> {
     found
 }
 
-/// Facts about this build: version, build profile, target, CPU features, default threads.
+/// Facts about this build: version, build profile, target, CPU features, the instruction set
+/// the kernels use, default threads.
 #[pyfunction]
 fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let info = PyDict::new(py);
@@ -282,6 +283,7 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
     )?;
     info.set_item("cpu_features", cpu_features())?;
+    info.set_item("kernel_isa", strideconv::kernels::isa().name())?;
     info.set_item("default_threads", args::all_cores())?;
     info.set_item("methods", available_methods().to_vec())?;
     Ok(info)

@@ -534,7 +534,9 @@ def build_info() -> dict[str, Any]:
     -------
     dict
         ``version``, ``profile`` ("release" or "debug"), ``target`` (architecture and OS),
-        ``cpu_features`` (detected at run time), ``default_threads`` and ``methods``.
+        ``cpu_features`` (detected at run time), ``kernel_isa`` (the instruction set the SIMD
+        kernels use: "avx512", "avx2" or "scalar"; the environment variable
+        ``STRIDECONV_ISA`` can narrow it), ``default_threads`` and ``methods``.
 
     Examples
     --------
@@ -543,6 +545,6 @@ def build_info() -> dict[str, Any]:
     >>> info["version"] == strideconv.__version__
     True
     >>> sorted(info)
-    ['cpu_features', 'default_threads', 'methods', 'profile', 'target', 'version']
+    ['cpu_features', 'default_threads', 'kernel_isa', 'methods', 'profile', 'target', 'version']
     """
     return _core.build_info()

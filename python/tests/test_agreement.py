@@ -216,3 +216,40 @@ def test_out_dtype_for_floats():
     assert strideconv.correlate(x, [1.0, 1.0], out_dtype=np.complex128).dtype == np.complex128
     with pytest.raises(TypeError, match="out_dtype"):
         strideconv.correlate(x * 1j, [1.0, 1.0], out_dtype=np.float64)
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+def test_every_kernel_isa_agrees(isa):
+    """STRIDECONV_ISA narrows the SIMD kernels; every instruction set gives the same results."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, strideconv as sc\n"
+        "rng = np.random.default_rng(0)\n"
+        "x, k = rng.normal(size=(40, 37)), rng.normal(size=(5, 4))\n"
+        "out = [sc.correlate(x.astype(t), k.astype(t), stride=s, method=m)\n"
+        "       for t in (np.float32, np.float64) for s in (1, 2, 3)\n"
+        "       for m in ('direct', 'im2col', 'auto')]\n"
+        "np.savez(__import__('sys').argv[1], *out)\n"
+        "print(sc.build_info()['kernel_isa'])\n"
+    )
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"strideconv-isa-{isa}-{os.getpid()}.npz")
+    env = dict(os.environ, STRIDECONV_ISA=isa)
+    done = subprocess.run([sys.executable, "-c", script, path], env=env, capture_output=True,
+                          text=True, check=True)
+    order = ["scalar", "avx2", "avx512"]
+    assert order.index(done.stdout.strip()) <= order.index(isa)  # narrowed, never widened
+    with np.load(path) as got:
+        rng = np.random.default_rng(0)
+        x, k = rng.normal(size=(40, 37)), rng.normal(size=(5, 4))
+        i = 0
+        for t in (np.float32, np.float64):
+            for s in (1, 2, 3):
+                for _ in range(3):
+                    want = scipy_correlate(x.astype(t), k.astype(t), stride=s)
+                    tol = 1e-4 if t is np.float32 else 1e-11
+                    np.testing.assert_allclose(got[f"arr_{i}"], want, rtol=tol, atol=tol * 20)
+                    i += 1
+    os.remove(path)

@@ -31,6 +31,7 @@ def test_methods_and_build_info():
     assert info["profile"] in ("release", "debug")
     assert isinstance(info["cpu_features"], list)
     assert info["default_threads"] >= 1
+    assert info["kernel_isa"] in ("avx512", "avx2", "scalar")
     assert info["methods"] == methods
 
 
