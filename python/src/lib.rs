@@ -7,6 +7,7 @@
 //! with every argument in order.
 
 mod args;
+mod cache;
 mod errors;
 mod operands;
 mod plan;

@@ -2,6 +2,8 @@
 //! shapes, bias, complex weights of `conv*d`, the output dtype). One-shot calls build one and
 //! run it once; `strideconv.Plan` keeps one.
 
+use std::sync::Arc;
+
 use ndarray::{ArrayD, ArrayViewD, Axis};
 use num_complex::{Complex32, Complex64};
 use numpy::{PyArray, PyArrayDescr, PyArrayDescrMethods};
@@ -10,9 +12,9 @@ use strideconv::{
     ConvSpec, Element as CoreElement, Layout, Method, Op, Options, Padding, Plan, Scalar,
 };
 
-use crate::args;
 use crate::errors::{catch, core_error, internal, shape_error, type_error, Failure, Names};
 use crate::operands::{Elem, Family, Operand};
+use crate::{args, cache};
 
 /// The core plan, for each compute type.
 pub(crate) enum AnyPlan {
@@ -81,7 +83,7 @@ macro_rules! with_int_elem {
 }
 
 impl AnyPlan {
-    fn new(
+    pub(crate) fn new(
         spec: ConvSpec,
         family: Family,
         method: Method,
@@ -319,7 +321,7 @@ pub(crate) struct BatchedArgs<'a, 'py> {
 pub(crate) struct Request {
     pub names: Names,
     pub style: Style,
-    pub plan: AnyPlan,
+    pub plan: Arc<AnyPlan>,
     out: OutKind,
     /// A final `astype`, when the output dtype is not what the core produces.
     cast: Option<Py<PyArrayDescr>>,
@@ -420,9 +422,8 @@ impl Request {
             channel_axis,
             kernel_broadcast,
         };
-        let spec =
-            ConvSpec::new(x_shape, k_shape, layout, &opts).map_err(|e| core_error(e, names))?;
-        let plan = AnyPlan::new(spec, family, method, threads).map_err(|e| core_error(e, names))?;
+        let plan = cache::plan(family, x_shape, k_shape, layout, &opts, method, threads)
+            .map_err(|e| core_error(e, names))?;
         Ok(Request {
             names,
             style: Style::Signal,
@@ -500,14 +501,17 @@ impl Request {
         let method = args::method(a.method)?;
         let threads = args::threads(a.threads)?;
         let (out, cast) = out_rule(py, family, None, default_out)?;
-        let spec = ConvSpec::new(
+        let layout = Layout::Batched { channels_last };
+        let plan = cache::plan(
+            family,
             &core_x_shape,
             k_shape,
-            Layout::Batched { channels_last },
+            layout,
             &opts,
+            method,
+            threads,
         )
         .map_err(|e| core_error(e, names))?;
-        let plan = AnyPlan::new(spec, family, method, threads).map_err(|e| core_error(e, names))?;
         Ok(Request {
             names,
             style: Style::Batched {
@@ -569,7 +573,7 @@ impl Request {
                 ));
             }
         }
-        let computed = match &self.plan {
+        let computed = match &*self.plan {
             AnyPlan::F32(p) => self.run_float::<f32>(py, p, x, k, bias, Computed::F32)?,
             AnyPlan::F64(p) => self.run_float::<f64>(py, p, x, k, bias, Computed::F64)?,
             AnyPlan::C64(p) => self.run_float::<Complex32>(py, p, x, k, bias, Computed::C64)?,
