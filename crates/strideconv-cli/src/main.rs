@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ndarray::{array, Array2};
-use strideconv::{ConvSpec, Layout, Method, Options, Plan, Run};
+use strideconv::{wisdom, ConvSpec, Layout, Method, Options, Plan, Planning, Run};
 
 /// Counts heap bytes so that `compare` can report each method's peak extra memory.
 #[global_allocator]
@@ -49,8 +49,18 @@ enum Command {
         /// Element type: float64, float32, complex128, complex64 or int64.
         #[arg(long, default_value = "float64")]
         dtype: String,
+        /// Time the cheapest candidates instead of trusting the cost model alone.
+        #[arg(long)]
+        measure: bool,
         #[command(flatten)]
         opts: args::ConvArgs,
+    },
+    /// Measure every method on a set of problems and fit the cost model to this machine;
+    /// the result is saved as wisdom (JSON) and used when STRIDECONV_WISDOM names the file.
+    Calibrate {
+        /// Where to save the wisdom.
+        #[arg(long, default_value = "strideconv-wisdom.json")]
+        out: PathBuf,
     },
     /// The seed's comparison study: every method over a grid of n and f; CSV and heatmaps.
     Compare(compare::CompareArgs),
@@ -107,24 +117,38 @@ fn demo() -> Result<(), String> {
     }
 }
 
-fn plan_cmd(x_shape: &str, k_shape: &str, dtype: &str, opts: &args::ConvArgs) -> Result<(), String> {
+fn plan_cmd(x_shape: &str, k_shape: &str, dtype: &str, measure: bool, opts: &args::ConvArgs) -> Result<(), String> {
     let xs = args::usize_list("x-shape", x_shape)?;
     let ks = args::usize_list("k-shape", k_shape)?;
     let (o, method) = opts.resolve()?;
     let layout = Layout::Signal { channel_axis: None, kernel_broadcast: false };
     let spec = ConvSpec::new(&xs, &ks, layout, &o).map_err(|e| e.to_string())?;
+    let planning = if measure { Planning::Measure } else { Planning::Estimate };
+    let t = opts.threads;
     let text = match dtype {
-        "float64" => Plan::<f64>::new(spec, method, opts.threads).map(|p| p.explain()),
-        "float32" => Plan::<f32>::new(spec, method, opts.threads).map(|p| p.explain()),
-        "complex128" => Plan::<num_complex::Complex64>::new(spec, method, opts.threads).map(|p| p.explain()),
-        "complex64" => Plan::<num_complex::Complex32>::new(spec, method, opts.threads).map(|p| p.explain()),
+        "float64" => Plan::<f64>::with_planning(spec, method, t, planning).map(|p| p.explain()),
+        "float32" => Plan::<f32>::with_planning(spec, method, t, planning).map(|p| p.explain()),
+        "complex128" => Plan::<num_complex::Complex64>::with_planning(spec, method, t, planning).map(|p| p.explain()),
+        "complex64" => Plan::<num_complex::Complex32>::with_planning(spec, method, t, planning).map(|p| p.explain()),
         "int64" | "int32" | "int16" | "int8" | "uint8" | "uint16" | "uint32" | "uint64" | "bool" => {
-            Plan::<i128>::new(spec, method, opts.threads).map(|p| p.explain())
+            Plan::<i128>::with_planning(spec, method, t, planning).map(|p| p.explain())
         }
         other => return Err(format!("invalid dtype '{other}': expected float64, float32, complex128, complex64 or an integer type")),
     }
     .map_err(|e| e.to_string())?;
     print!("{text}");
+    Ok(())
+}
+
+fn calibrate(out: &std::path::Path) -> Result<(), String> {
+    println!("Calibrating the cost model on this machine ({}); this takes a minute.", wisdom::cpu_key());
+    let w = wisdom::calibrate(|what| println!("  measuring {what}")).map_err(|e| e.to_string())?;
+    for s in &w.scales {
+        println!("  {:<10} {:<8} measured/estimated = {:.2}", s.method, s.kind, s.scale);
+    }
+    let path = out.to_string_lossy();
+    wisdom::save(&path).map_err(|e| e.to_string())?;
+    println!("saved {path}; use it with STRIDECONV_WISDOM={path}");
     Ok(())
 }
 
@@ -140,7 +164,8 @@ fn main() -> ExitCode {
             eprintln!("wrote {} {:?}", out.display(), shape);
             Ok(())
         })(),
-        Command::Plan { x_shape, k_shape, dtype, opts } => plan_cmd(&x_shape, &k_shape, &dtype, &opts),
+        Command::Plan { x_shape, k_shape, dtype, measure, opts } => plan_cmd(&x_shape, &k_shape, &dtype, measure, &opts),
+        Command::Calibrate { out } => calibrate(&out),
         Command::Compare(a) => compare::run(&a),
     };
     match result {

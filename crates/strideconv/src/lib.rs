@@ -33,6 +33,7 @@
 //!   `(N, C, D, H, W)` correlation. Layouts (channels-last, the seed's `n×n×c`, single arrays)
 //!   are views onto it, so every memory layout works without copies.
 
+mod cost;
 pub mod error;
 pub mod kernels;
 pub mod memory;
@@ -41,11 +42,12 @@ pub mod plan;
 pub mod scalar;
 pub mod spec;
 mod view;
+pub mod wisdom;
 
 use ndarray::{ArrayD, ArrayView, Dimension};
 
 pub use error::{Error, Result};
-pub use plan::{Estimate, Method, Plan};
+pub use plan::{Estimate, Method, Plan, Planning};
 pub use scalar::{narrow_i128, Element, Kind, Scalar};
 pub use spec::{ConvSpec, Layout, Op, Options, PadMode, Padding};
 

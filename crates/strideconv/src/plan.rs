@@ -10,15 +10,27 @@ use std::str::FromStr;
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
+use crate::cost;
 use crate::error::{invalid, refused, shape_error, Error, Result};
-use crate::method::fft::{FftGeometry, FftMethod};
+use crate::method::fft::FftMethod;
 use crate::method::{self, Algorithm, Geom};
-use crate::scalar::{Element, Kind, Scalar};
+use crate::scalar::{Element, Scalar};
 use crate::spec::{extent, ConvSpec, SPATIAL};
-use crate::view;
+use crate::{view, wisdom};
+
+/// How `Method::Auto` decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Planning {
+    /// By the cost model (and any measured wisdom for this exact problem). Instant.
+    #[default]
+    Estimate,
+    /// Time the cheapest few candidates on synthetic data of the plan's shape, keep the
+    /// fastest, and remember it in the wisdom (see [`crate::wisdom`]).
+    Measure,
+}
 
 /// The ways to compute a strided correlation (SPEC §4). All give the same result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Method {
     /// Choose by the cost model.
     Auto,
@@ -101,46 +113,6 @@ pub struct Estimate {
     pub cost: std::result::Result<f64, String>,
 }
 
-/// The cost model: rough seconds for one method on one problem, on one thread.
-///
-/// Constants are per multiply-add or per transformed point, measured on the development
-/// machine (see BENCHMARKS.md); `auto` only needs the order right.
-fn estimate<T: Scalar>(m: Method, spec: &ConvSpec) -> std::result::Result<f64, String> {
-    let macs = spec.macs();
-    let out_points: f64 = spec.out_spatial().iter().product::<usize>() as f64 * (spec.batch * spec.out_channels) as f64;
-    let taps = spec.kernel.iter().product::<usize>() as f64;
-    let (cin_g, cout) = ((spec.in_channels / spec.groups) as f64, spec.out_channels as f64);
-    let int_factor = if T::KIND == Kind::Integer { 4.0 } else { 1.0 };
-    let complex_factor = if T::KIND == Kind::Complex { 4.0 } else { 1.0 };
-    let per_mac = 1e-9 * int_factor * complex_factor;
-    let geom = geom(spec);
-    match m {
-        Method::Auto => Err("auto is not a method".into()),
-        Method::Winograd => Err("winograd is not available in this version".into()),
-        Method::Naive => Ok(macs * per_mac * 4.0),
-        Method::Direct => {
-            let rows = out_points / spec.out_spatial()[2] as f64;
-            let per = if spec.stride[2] == 1 { 0.35 } else { 0.9 };
-            Ok(macs * per_mac * per + rows * cin_g * taps / spec.kernel[2] as f64 * 8e-9)
-        }
-        Method::ShiftAdd => Ok(macs * per_mac * 1.2 + taps * cin_g * cout * spec.batch as f64 * 2e-7),
-        Method::Im2col => Ok(macs * per_mac * 0.8 + out_points / cout * cin_g * taps * 1.5e-9),
-        Method::Fft | Method::FftFull => {
-            if T::KIND == Kind::Integer {
-                return Err("FFT rounds; integers are computed exactly by the other methods".into());
-            }
-            let out = spec.out_spatial();
-            let geo = FftGeometry::new(out, spec.kernel, &geom, m == Method::Fft);
-            let size = geo.m.iter().product::<usize>() as f64;
-            let live = geo.live_phases(spec.kernel, &geom) as f64;
-            let transforms = spec.batch as f64 * (live * cin_g * (1.0 + cout) + cout) * spec.groups as f64;
-            let per_fft = size * size.log2().max(1.0) * 2.5e-9 * complex_factor.sqrt();
-            let products = spec.batch as f64 * live * cin_g * cout * size * 2e-9;
-            Ok(transforms * per_fft + products)
-        }
-    }
-}
-
 fn geom(spec: &ConvSpec) -> Geom {
     Geom { stride: spec.stride, dilation: spec.dilation, threads: 1 }
 }
@@ -206,37 +178,61 @@ impl<T: Scalar> Plan<T> {
     /// Plan `spec` with `method` (or the cheapest, for [`Method::Auto`]) on `threads` threads
     /// (`None`: all cores).
     pub fn new(spec: ConvSpec, method: Method, threads: Option<usize>) -> Result<Self> {
+        Self::with_planning(spec, method, threads, Planning::Estimate)
+    }
+
+    /// As [`Plan::new`], choosing how `auto` decides.
+    pub fn with_planning(spec: ConvSpec, method: Method, threads: Option<usize>, planning: Planning) -> Result<Self> {
         let threads = match threads {
             Some(0) => return Err(invalid("threads", 0, "must be positive (or None for all cores)")),
             Some(t) => t,
             None => method::default_threads(),
         };
-        let estimates: Vec<Estimate> =
-            Method::ALL.iter().map(|&m| Estimate { method: m, cost: estimate::<T>(m, &spec) }).collect();
-        let cost_of = |m: Method| estimates.iter().find(|e| e.method == m).and_then(|e| e.cost.clone().ok());
-        let best = |allow: &dyn Fn(Method) -> bool| {
-            estimates
+        let scales = wisdom::scales();
+        let estimates: Vec<Estimate> = Method::ALL
+            .iter()
+            .map(|&m| Estimate { method: m, cost: cost::estimate::<T>(m, &spec, threads, &scales) })
+            .collect();
+        let ranked = |allow: &dyn Fn(Method) -> bool| {
+            let mut r: Vec<(Method, f64)> = estimates
                 .iter()
                 .filter(|e| allow(e.method) && e.method != Method::Naive)
                 .filter_map(|e| e.cost.as_ref().ok().map(|c| (e.method, *c)))
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-                .map(|(m, _)| m)
-                .unwrap_or(Method::Naive)
+                .collect();
+            r.sort_by(|a, b| a.1.total_cmp(&b.1));
+            r
         };
+        let best = |allow: &dyn Fn(Method) -> bool| ranked(allow).first().map_or(Method::Naive, |r| r.0);
+        let key = wisdom::problem_key::<T>(&spec, threads);
         let (chosen, fallback) = match method {
             Method::Auto => {
-                let m = best(&|_| true);
+                let remembered = wisdom::recall(&key).filter(|m| estimates.iter().any(|e| e.method == *m && e.cost.is_ok()));
+                let m = match (remembered, planning) {
+                    (Some(m), _) => m,
+                    (None, Planning::Estimate) => best(&|_| true),
+                    (None, Planning::Measure) => {
+                        let mut fastest = (Method::Naive, f64::INFINITY);
+                        for (m, _) in ranked(&|_| true).into_iter().take(3) {
+                            let p = Plan::<T>::new(spec.clone(), m, Some(threads))?;
+                            let secs = wisdom::time_plan(&p)?;
+                            if secs < fastest.1 {
+                                fastest = (m, secs);
+                            }
+                        }
+                        wisdom::remember(key, fastest.0, fastest.1);
+                        fastest.0
+                    }
+                };
                 let fb = (!m.is_exact()).then(|| best(&|m: Method| m.is_exact()));
                 (m, fb)
             }
             m => {
-                if let Err(reason) = estimate::<T>(m, &spec) {
+                if let Err(reason) = cost::estimate::<T>(m, &spec, threads, &scales) {
                     return Err(refused(m.name(), reason));
                 }
                 (m, None)
             }
         };
-        debug_assert!(cost_of(chosen).is_some());
         Ok(Plan {
             algorithm: build::<T>(chosen),
             finite_fallback: fallback.map(|m| (m, build::<T>(m))),

@@ -30,7 +30,8 @@ pub enum Kind {
 /// Integer arithmetic is done in `i128`; before computing, the library checks that no partial
 /// sum can leave the `i128` range (see [`crate::plan`]), so plain `+` and `*` are exact.
 pub trait Scalar:
-    Copy
+    Element<Compute = Self>
+    + Copy
     + Send
     + Sync
     + Debug
@@ -168,7 +169,7 @@ macro_rules! identity_element {
         }
     )*};
 }
-identity_element!(f32, f64, Complex32, Complex64);
+identity_element!(f32, f64, Complex32, Complex64, i128);
 
 macro_rules! integer_element {
     ($($t:ty),*) => {$(

@@ -1,0 +1,161 @@
+//! The cost model: estimated seconds for one method on one problem.
+//!
+//! Each method's cost is a sum of a few counted quantities (vector multiply-adds including the
+//! register chunks' tails, elements copied, FFT butterflies with a cache penalty, ...), each
+//! with a per-unit time measured on the development machine. A calibration run
+//! ([`crate::wisdom::calibrate`]) measures a scale factor per method and element kind on the
+//! machine at hand; `auto` only needs the order of the estimates right. The defaults below
+//! already include one calibration run on the development machine (AVX-512, 2 cores).
+
+use crate::kernels::{self, Isa};
+use crate::method::fft::FftGeometry;
+use crate::method::Geom;
+use crate::plan::Method;
+use crate::scalar::{Kind, Scalar};
+use crate::spec::{extent, ConvSpec};
+
+/// Seconds per unit of the counted quantities, single-threaded (development machine).
+mod unit {
+    /// One vector fused multiply-add in the direct kernel (load + FMA, L1/L2 resident).
+    pub const DIRECT_VFMA: f64 = 2.5e-10;
+    /// One element copied into the direct kernel's phase-split buffers.
+    pub const COPY: f64 = 1.0e-9;
+    /// One scalar multiply-add of shift-and-add over strided slices.
+    pub const SHIFT_ADD_MAC: f64 = 4.9e-10;
+    /// One scalar multiply-add of the generic im2col path, and one gathered element.
+    pub const IM2COL_MAC: f64 = 1.0e-9;
+    pub const GATHER: f64 = 1.5e-9;
+    /// One multiply-add of the naive loop.
+    pub const NAIVE_MAC: f64 = 0.6e-9;
+    /// One FFT butterfly unit (n·log2 n per transform of n points, real transforms halved).
+    pub const FFT_UNIT: f64 = 1.3e-10;
+    /// One complex multiply-add of spectra.
+    pub const SPECTRUM_MAC: f64 = 1.5e-9;
+    /// Fixed cost of a call, and of waking the thread pool.
+    pub const CALL: f64 = 2.0e-6;
+    pub const POOL: f64 = 1.5e-5;
+}
+
+/// Size of one element of the compute type, in bytes.
+fn elem_bytes<T: Scalar>() -> usize {
+    std::mem::size_of::<T>()
+}
+
+/// SIMD lanes the kernels use for `T` on this machine (1 where they do not vectorise).
+fn lanes<T: Scalar>() -> f64 {
+    if T::KIND != Kind::Real {
+        return 1.0;
+    }
+    let bytes = match kernels::isa() {
+        Isa::Avx512 => 64,
+        Isa::Avx2 => 32,
+        Isa::Scalar => 16,
+    };
+    (bytes / elem_bytes::<T>()) as f64
+}
+
+/// How much slower an element kind is than real floats, per multiply-add of a scalar loop.
+fn kind_factor<T: Scalar>() -> f64 {
+    match T::KIND {
+        Kind::Real => 1.0,
+        Kind::Complex => 2.5,
+        Kind::Integer => 3.5,
+    }
+}
+
+/// The same for the direct kernel, whose real path is already counted in vectors.
+fn direct_kind_factor<T: Scalar>() -> f64 {
+    match T::KIND {
+        Kind::Real => 1.0,
+        Kind::Complex => 0.25,
+        Kind::Integer => 3.0,
+    }
+}
+
+/// Scale factors from calibration, per method and element kind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scales(pub Vec<(Method, Kind, f64)>);
+
+impl Scales {
+    fn get(&self, m: Method, k: Kind) -> f64 {
+        self.0.iter().find(|(mm, kk, _)| *mm == m && *kk == k).map_or(1.0, |s| s.2)
+    }
+}
+
+/// Estimated single-problem seconds for method `m`, or why it refuses.
+pub(crate) fn estimate<T: Scalar>(m: Method, spec: &ConvSpec, threads: usize, scales: &Scales) -> Result<f64, String> {
+    let base = match m {
+        Method::Auto => return Err("auto is not a method".into()),
+        Method::Winograd => return Err("winograd is not available in this version".into()),
+        Method::Fft | Method::FftFull if T::KIND == Kind::Integer => {
+            return Err("FFT rounds; integers are computed exactly by the other methods".into())
+        }
+        Method::Naive => spec.macs() * unit::NAIVE_MAC * kind_factor::<T>(),
+        Method::Direct => direct::<T>(spec),
+        Method::ShiftAdd => spec.macs() * unit::SHIFT_ADD_MAC * kind_factor::<T>(),
+        Method::Im2col => {
+            let out_points = spec.out_spatial().iter().product::<usize>() as f64 * spec.batch as f64;
+            spec.macs() * unit::IM2COL_MAC * kind_factor::<T>() + out_points * spec.reduction_len() as f64 * spec.groups as f64 * unit::GATHER
+        }
+        Method::Fft | Method::FftFull => fft::<T>(spec, m == Method::Fft),
+    };
+    let par = parallel_speedup(m, spec, threads);
+    let overhead = unit::CALL + if threads > 1 && spec.macs() >= 2e5 { unit::POOL } else { 0.0 };
+    Ok(base * scales.get(m, T::KIND) / par + overhead)
+}
+
+/// Expected speed-up on `threads` threads: blocks for most methods; rows of transforms for a
+/// single FFT block.
+fn parallel_speedup(m: Method, spec: &ConvSpec, threads: usize) -> f64 {
+    if threads <= 1 || spec.macs() < 2e5 {
+        return 1.0;
+    }
+    let t = threads as f64;
+    match m {
+        Method::Fft | Method::FftFull => {
+            if spec.batch >= threads {
+                0.9 * t
+            } else {
+                1.0 + 0.6 * (t - 1.0)
+            }
+        }
+        _ => {
+            let rows = (spec.batch * spec.out_channels * spec.out_spatial()[0] * spec.out_spatial()[1]) as f64;
+            0.9 * t.min(rows)
+        }
+    }
+}
+
+fn direct<T: Scalar>(spec: &ConvSpec) -> f64 {
+    let [od, oh, ow] = spec.out_spatial();
+    let [kd, kh, kw] = spec.kernel;
+    let cin = (spec.in_channels / spec.groups) as f64;
+    let elems = (if kernels::isa() == Isa::Avx512 { 512 } else { 256 }) / elem_bytes::<T>();
+    let chunk = if ow * 2 <= elems { ow.next_power_of_two().clamp(4, elems.max(4)) } else { elems };
+    let padded_ow = ow.div_ceil(chunk) * chunk;
+    let rows = (spec.batch * spec.out_channels * od * oh) as f64;
+    let vfmas = rows * (padded_ow as f64 / lanes::<T>()).max(1.0) * cin * (kd * kh * kw) as f64;
+    // Copies: every output row's input rows once (chunks share little), all phases.
+    let xw = (ow - 1) * spec.stride[2] + extent(kw, spec.dilation[2]);
+    let copied = (spec.batch * od * oh * spec.stride[1] * spec.in_channels * kd * xw) as f64;
+    // Working set of one output row beyond L2 costs cache misses on every tap.
+    let ws = cin * (kd * kh) as f64 * (xw + kernels::PAD) as f64 * elem_bytes::<T>() as f64;
+    let cache = 1.0 + (ws / (1 << 20) as f64).min(8.0) * 0.5;
+    vfmas * unit::DIRECT_VFMA * direct_kind_factor::<T>() * cache + copied * unit::COPY
+}
+
+fn fft<T: Scalar>(spec: &ConvSpec, polyphase: bool) -> f64 {
+    let geom = Geom { stride: spec.stride, dilation: spec.dilation, threads: 1 };
+    let geo = FftGeometry::new(spec.out_spatial(), spec.kernel, &geom, polyphase);
+    let points = geo.m.iter().product::<usize>() as f64;
+    let real = T::KIND == Kind::Real;
+    let spectrum = if real { points / 2.0 } else { points };
+    let bytes = spectrum * 2.0 * elem_bytes::<T>() as f64 / if real { 1.0 } else { 2.0 };
+    let cache = 1.0 + bytes / (512 << 10) as f64;
+    let per_transform = spectrum * points.log2().max(1.0) * unit::FFT_UNIT * cache + points * unit::COPY * 0.5;
+    let live = geo.live_phases(spec.kernel, &geom) as f64;
+    let (cin_g, cout_g) = ((spec.in_channels / spec.groups) as f64, (spec.out_channels / spec.groups) as f64);
+    let per_image = spec.groups as f64 * (live * cin_g * (1.0 + cout_g) + cout_g) * per_transform
+        + spec.groups as f64 * live * cin_g * cout_g * spectrum * unit::SPECTRUM_MAC;
+    spec.batch as f64 * per_image
+}
