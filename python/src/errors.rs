@@ -115,6 +115,32 @@ pub(crate) fn core_error(e: CoreError, names: Names) -> PyErr {
     }
 }
 
+/// A core error from planning `x_shape` with `k_shape`: a kernel too large is reported with
+/// both shapes, the rest as [`core_error`] reports them.
+#[cold]
+pub(crate) fn plan_error(
+    e: CoreError,
+    names: Names,
+    x_shape: &[usize],
+    k_shape: &[usize],
+) -> PyErr {
+    match e {
+        CoreError::KernelTooLarge {
+            axis,
+            kernel_extent,
+            padded_len,
+        } => PyValueError::new_err(format!(
+            "invalid {k} shape {}: along convolved axis {axis} the {k} spans {kernel_extent} \
+             elements (dilation included), more than the padded {x} (shape {}) is long: {padded_len}",
+            shape_str(k_shape),
+            shape_str(x_shape),
+            k = names.rename("k"),
+            x = names.rename("x"),
+        )),
+        other => core_error(other, names),
+    }
+}
+
 /// What can go wrong while computing with the GIL released; turned into a `PyErr` after.
 #[derive(Debug)]
 pub(crate) enum Failure {

@@ -1,6 +1,6 @@
 //! A resolved request: the core's plan plus what the binding adds around it (the user's
-//! shapes, bias, complex weights of `conv*d`, the output dtype). One-shot calls build one and
-//! run it once; `strideconv.Plan` keeps one.
+//! shapes, the bias of `conv*d`, unbatched input, the output dtype). One-shot calls build one
+//! and run it once; `strideconv.Plan` keeps one.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use strideconv::{
     ConvSpec, Element as CoreElement, Layout, Method, Op, Options, Padding, Plan, Scalar,
 };
 
-use crate::errors::{catch, core_error, internal, shape_error, type_error, Failure, Names};
+use crate::errors::{catch, internal, plan_error, shape_error, type_error, Failure, Names};
 use crate::operands::{Elem, Family, Operand};
 use crate::{args, cache};
 
@@ -423,7 +423,7 @@ impl Request {
             kernel_broadcast,
         };
         let plan = cache::plan(family, x_shape, k_shape, layout, &opts, method, threads)
-            .map_err(|e| core_error(e, names))?;
+            .map_err(|e| plan_error(e, names, x_shape, k_shape))?;
         Ok(Request {
             names,
             style: Style::Signal,
@@ -511,7 +511,7 @@ impl Request {
             method,
             threads,
         )
-        .map_err(|e| core_error(e, names))?;
+        .map_err(|e| plan_error(e, names, x_shape, k_shape))?;
         Ok(Request {
             names,
             style: Style::Batched {
