@@ -15,7 +15,9 @@ X = np.array([[2, 3, 7, 4, 6, 2, 9], [6, 6, 9, 8, 7, 4, 3], [3, 4, 8, 3, 8, 9, 7
 K = np.array([[3, 4, 4], [1, 0, 2], [-1, 0, 3]])
 
 
-def per_call(f, number=200_000, repeat=5):
+def per_call(f, number=20_000, repeat=50):
+    """Microseconds per call: the best of many short windows, which filters out the time
+    other processes take from a shared machine."""
     f()
     return min(timeit.repeat(f, number=number, repeat=repeat)) / number * 1e6
 
