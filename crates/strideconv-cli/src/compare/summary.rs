@@ -223,6 +223,7 @@ fn coverage(s: &mut String, r: &Results<'_>, records: &[Record]) {
         .filter(|x| x.status == Status::Refused)
         .map(|x| (x.method, x.note.as_str()))
         .collect();
+    reasons.sort_by_key(|&(m, why)| (m.name(), why));
     reasons.dedup();
     for (m, why) in reasons {
         let _ = writeln!(s, "\n{} refused: {why}", m.name());
