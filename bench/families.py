@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
+import time
 import timeit
 
 import numpy as np
@@ -30,6 +31,16 @@ class Settings:
     budget: float  # seconds of timed repeats per measurement
     time_limit: float  # skip a peer whose estimated time per call exceeds this
     memory_limit: float  # skip a peer whose estimated extra memory exceeds this (bytes)
+    caps: Caps  # seconds per family
+
+
+@dataclasses.dataclass
+class Caps:
+    """Run-time caps in seconds per family; cells past a cap are not run (and reported)."""
+
+    seed: float
+    cnn: float
+    stream: float
 
 
 @dataclasses.dataclass
@@ -45,6 +56,19 @@ class Row:
 def progress(message: str) -> None:
     """One line of progress on stderr (the report goes to BENCHMARKS.md)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def capped(cells: list, seconds: float, family: str):
+    """Yield (index, cell) until `seconds` have passed; then say how many cells are cut."""
+    deadline = time.monotonic() + seconds
+    for index, cell in enumerate(cells, 1):
+        if time.monotonic() > deadline:
+            progress(
+                f"[{family}] run-time cap of {seconds:.0f} s reached: "
+                f"{len(cells) - index + 1} of {len(cells)} cells not run"
+            )
+            return
+        yield index, cell
 
 
 def random_array(rng: np.random.Generator, shape, dtype: str) -> np.ndarray:
@@ -126,7 +150,7 @@ def run_seed(cells: list[SeedCell], settings: Settings) -> list[Row]:
     """Every seed cell; inputs and the reference are shared by cells of the same shape."""
     rows = []
     shape_key, x, k, reference = None, None, None, None
-    for index, cell in enumerate(cells, 1):
+    for index, cell in capped(cells, settings.caps.seed, "seed"):
         key = (cell.preset, cell.n, cell.f)
         if key != shape_key:
             shape_key = key
@@ -176,7 +200,7 @@ def measure_layer(layer: Layer, batch: int, dtype: str, x, w, reference, setting
 def run_layers(cells: list[tuple[Layer, int, str]], settings: Settings) -> list[Row]:
     """Every (layer, batch, dtype); the float64 reference is shared by both dtypes."""
     rows, references = [], {}
-    for index, (layer, batch, dtype) in enumerate(cells, 1):
+    for index, (layer, batch, dtype) in capped(cells, settings.caps.cnn, "cnn"):
         progress(f"[cnn {index}/{len(cells)}] {layer.name} batch={batch} {dtype}")
         x, w = layer_inputs(layer, batch)
         key = (layer, batch)
@@ -196,7 +220,7 @@ STREAM_PEERS = ["shift-add", "torch"]
 def run_stream(cells: list[StreamCell], settings: Settings) -> list[Row]:
     """Time strideconv (and shift-add, torch for context) on one-channel 3×3 cases."""
     rows = []
-    for index, cell in enumerate(cells, 1):
+    for index, cell in capped(cells, settings.caps.stream, "stream"):
         progress(
             f"[stream {index}/{len(cells)}] n={cell.n} s={cell.stride} {cell.dtype} "
             f"threads={cell.threads}"

@@ -10,6 +10,7 @@ import numpy as np
 import peers
 from machine import Peaks
 from timing import Measurement
+from workloads import PRESETS
 
 # ---------------------------------------------------------------------------------------
 # Formatting
@@ -117,6 +118,16 @@ def failure_notes(rows, label) -> list[str]:
 # ---------------------------------------------------------------------------------------
 
 
+def cap_line(meta: dict) -> str:
+    """The run-time caps and how many cells each family lost to them."""
+    caps, not_run = meta["caps"], meta["not_run"]
+    cut = ", ".join(f"{family} {count}" for family, count in not_run.items())
+    return (
+        f"- Run-time caps: seed grid {caps.seed:.0f} s, CNN {caps.cnn:.0f} s, bandwidth-bound "
+        f"{caps.stream:.0f} s; cells not run because a cap was reached: {cut}."
+    )
+
+
 def header_section(meta: dict, peaks: Peaks) -> list[str]:
     lines = [
         "# Benchmarks: strideconv against the peers",
@@ -151,6 +162,7 @@ def header_section(meta: dict, peaks: Peaks) -> list[str]:
             "FFT methods do fewer flops than the direct definition, so they can exceed 100%."
         ),
         "- Ratios are peer time / strideconv time: above 1× strideconv is faster.",
+        cap_line(meta),
         "",
         "## Machine peaks (best of a measurement at the start and one at the end of this run)",
         "",
@@ -177,6 +189,12 @@ def seed_label(row) -> str:
     return f"{c.preset.name} n={c.n} f={c.f} {c.dtype} threads={c.threads}"
 
 
+def seed_order(row) -> tuple:
+    """Table order: preset (as SPEC §6 lists them), then n, then f."""
+    c = row.case
+    return ([p.name for p in PRESETS].index(c.preset.name), c.n, c.f)
+
+
 def seed_section(rows, peaks: Peaks) -> list[str]:
     """One table per (dtype, threads) group of the seed grid."""
     lines = [
@@ -198,7 +216,8 @@ def seed_section(rows, peaks: Peaks) -> list[str]:
     for dtype, threads in groups:
         lines += [f"### {dtype}, {threads} thread{'s' if threads > 1 else ''}", ""]
         body = []
-        for row in (r for r in rows if (r.case.dtype, r.case.threads) == (dtype, threads)):
+        group = [r for r in rows if (r.case.dtype, r.case.threads) == (dtype, threads)]
+        for row in sorted(group, key=seed_order):
             c, best = row.case, fastest_peer(row)
             r = (
                 roofline(c.flops, c.min_bytes, row.ours.seconds, dtype, threads, peaks)
@@ -471,13 +490,18 @@ NOT_MEASURED = (
 )
 
 
-def summary_section(seed_rows, layer_rows, stream_rows, overhead, peaks: Peaks) -> list[str]:
+def summary_section(
+    seed_rows, layer_rows, stream_rows, overhead, peaks: Peaks, not_run: dict
+) -> list[str]:
     lines = ["## Summary against the targets (PERFORMANCE.md)", ""]
     lines += [TARGET_1, seed_target(seed_rows, 2), seed_target(seed_rows, 1), ""]
     lines += ["**Target 2** (CNN layers, 2 threads):", *layer_target(layer_rows), ""]
     lines += ["**Target 3** (roofline):", *roofline_target(layer_rows, stream_rows, peaks), ""]
     lines += ["**Target 6** (call overhead):", overhead_target(overhead), ""]
     lines += [NOT_MEASURED, ""]
+    cut = {family: count for family, count in not_run.items() if count}
+    if cut:
+        lines += [f"Incomplete: cells not run (run-time cap reached): {cut}.", ""]
     return lines
 
 
@@ -486,7 +510,7 @@ def write_report(
 ) -> None:
     """Write the whole BENCHMARKS.md."""
     lines = header_section(meta, peaks)
-    lines += summary_section(seed_rows, layer_rows, stream_rows, overhead, peaks)
+    lines += summary_section(seed_rows, layer_rows, stream_rows, overhead, peaks, meta["not_run"])
     if seed_rows:
         lines += seed_section(seed_rows, peaks)
     if layer_rows:

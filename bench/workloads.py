@@ -68,8 +68,8 @@ def seed_cells(quick: bool) -> list[SeedCell]:
     """
     cells = []
     sizes = [256, 512] if quick else [256, 512, 1024]
-    for preset in PRESETS:
-        for n in sizes:
+    for n in sizes:  # smallest first: a run-time cap then cuts the largest cells
+        for preset in PRESETS:
             for f in kernel_sizes(n, quick):
                 cells.append(SeedCell(preset, n, f, "float64", 2))
                 if not quick or n == 256:
