@@ -196,7 +196,7 @@ impl<T: Scalar> Plan<T> {
         let ranked = |allow: &dyn Fn(Method) -> bool| {
             let mut r: Vec<(Method, f64)> = estimates
                 .iter()
-                .filter(|e| allow(e.method) && e.method != Method::Naive)
+                .filter(|e| allow(e.method))
                 .filter_map(|e| e.cost.as_ref().ok().map(|c| (e.method, *c)))
                 .collect();
             r.sort_by(|a, b| a.1.total_cmp(&b.1));
@@ -295,10 +295,7 @@ impl<T: Scalar> Plan<T> {
 
     /// Compute the result in the user's layout and the output type of `E`.
     pub fn execute<E: Element<Compute = T>>(&self, x: ArrayViewD<'_, E>, k: ArrayViewD<'_, E>) -> Result<ArrayD<E::Output>> {
-        let wide = self.execute_compute(x, k)?;
-        let mut out = ArrayD::<E::Output>::from_shape_simple_fn(wide.raw_dim(), || E::to_output(T::zero()).ok().expect("zero fits"));
-        view::narrow_into::<E>(out.view_mut(), wide.view())?;
-        Ok(out)
+        E::to_output_array(self.execute_compute(x, k)?)
     }
 
     /// Compute the result in the compute type (`i128` for integers), before narrowing.

@@ -8,7 +8,7 @@
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Mul, Sub};
 
-use ndarray::{ArrayView, Dimension};
+use ndarray::{ArrayD, ArrayView, Dimension};
 use num_complex::{Complex, Complex32, Complex64};
 use num_traits::Zero;
 
@@ -152,6 +152,8 @@ pub trait Element: Copy + Send + Sync + 'static {
     fn to_compute(self) -> Self::Compute;
     /// Narrow a computed result into the output type; integers that do not fit are an error.
     fn to_output(c: Self::Compute) -> Result<Self::Output>;
+    /// Narrow a whole computed array (moved, not copied, when the types are the same).
+    fn to_output_array(a: ArrayD<Self::Compute>) -> Result<ArrayD<Self::Output>>;
     /// The same array seen as the compute type, when no conversion is needed.
     fn view_compute<D: Dimension>(v: ArrayView<'_, Self, D>) -> Option<ArrayView<'_, Self::Compute, D>>;
 }
@@ -165,6 +167,7 @@ macro_rules! identity_element {
             fn to_compute(self) -> $t { self }
             #[inline(always)]
             fn to_output(c: $t) -> Result<$t> { Ok(c) }
+            fn to_output_array(a: ArrayD<$t>) -> Result<ArrayD<$t>> { Ok(a) }
             fn view_compute<D: Dimension>(v: ArrayView<'_, $t, D>) -> Option<ArrayView<'_, $t, D>> { Some(v) }
         }
     )*};
@@ -180,6 +183,7 @@ macro_rules! integer_element {
             fn to_compute(self) -> i128 { self as i128 }
             #[inline(always)]
             fn to_output(c: i128) -> Result<i64> { narrow_i128::<i64>(c) }
+            fn to_output_array(a: ArrayD<i128>) -> Result<ArrayD<i64>> { narrow_array(a) }
             fn view_compute<D: Dimension>(_: ArrayView<'_, $t, D>) -> Option<ArrayView<'_, i128, D>> { None }
         }
     )*};
@@ -197,6 +201,9 @@ impl Element for bool {
     fn to_output(c: i128) -> Result<i64> {
         narrow_i128::<i64>(c)
     }
+    fn to_output_array(a: ArrayD<i128>) -> Result<ArrayD<i64>> {
+        narrow_array(a)
+    }
     fn view_compute<D: Dimension>(_: ArrayView<'_, bool, D>) -> Option<ArrayView<'_, i128, D>> {
         None
     }
@@ -210,4 +217,12 @@ pub fn narrow_i128<I: TryFrom<i128>>(v: i128) -> Result<I> {
             std::any::type_name::<I>()
         ))
     })
+}
+
+/// Narrow every element of an exact result to `i64`, or report the first that does not fit.
+fn narrow_array(a: ArrayD<i128>) -> Result<ArrayD<i64>> {
+    if let Some(&bad) = a.iter().find(|&&v| i64::try_from(v).is_err()) {
+        return Err(overflow(format!("result {bad} does not fit the output type int64")));
+    }
+    Ok(a.mapv(|v| v as i64))
 }

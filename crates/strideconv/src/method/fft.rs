@@ -328,6 +328,69 @@ impl<T: FftScalar> Work<T> {
     }
 }
 
+/// Spectrum elements a band's transforms may use (4 MiB of complex f64 per buffer; a run
+/// holds about ten such buffers).
+const BAND_SPECTRUM: usize = 1 << 18;
+/// Above this many elements, kernel spectra are recomputed per band instead of kept.
+const KEPT_KERNEL_SPECTRA: usize = 1 << 24;
+
+/// One run's fixed quantities.
+struct Setup<'a, T: FftScalar> {
+    x: &'a ArrayView5<'a, T>,
+    k: &'a ArrayView5<'a, T>,
+    g: &'a Geom,
+    geo: FftGeometry,
+    t: Transforms<T::F>,
+    kernel: [usize; SPATIAL],
+    /// Live phases (non-empty kernel part).
+    phases: Vec<[usize; SPATIAL]>,
+}
+
+impl<T: FftScalar> Setup<'_, T> {
+    /// Write input phase `p` of channel `c` into `data`, for the band whose first unstrided
+    /// output row is `row0` (phase-row units).
+    fn fill_input(&self, data: &mut [T], n: usize, c: usize, p: [usize; SPATIAL], row0: usize) {
+        let (m, q) = (self.geo.m, self.geo.phases);
+        let xlen = [self.x.shape()[2], self.x.shape()[3], self.x.shape()[4]];
+        data.fill(T::zero());
+        let cnt: [usize; SPATIAL] = std::array::from_fn(|a| {
+            let avail = xlen[a].saturating_sub(p[a]).div_ceil(q[a]);
+            let first = if a == 1 { row0 } else { 0 };
+            avail.saturating_sub(first).min(m[a])
+        });
+        for i0 in 0..cnt[0] {
+            for i1 in 0..cnt[1] {
+                let src = self.x.slice(s![n, c, i0 * q[0] + p[0], (row0 + i1) * q[1] + p[1], p[2]..;q[2]]);
+                let base = (i0 * m[1] + i1) * m[2];
+                for (d, &v) in data[base..base + cnt[2]].iter_mut().zip(src.iter()) {
+                    *d = v;
+                }
+            }
+        }
+    }
+
+    /// Write kernel phase `p` of (o, c), reversed within the common length, into `data`;
+    /// false when that phase holds no tap.
+    fn fill_kernel(&self, data: &mut [T], o: usize, c: usize, p: [usize; SPATIAL]) -> bool {
+        let (m, q, klen, dil) = (self.geo.m, self.geo.phases, self.geo.klen, self.g.dilation);
+        data.fill(T::zero());
+        let mut any = false;
+        for j0 in 0..klen[0] {
+            let Some(t0) = tap(j0, p[0], q[0], dil[0], self.kernel[0]) else { continue };
+            for j1 in 0..klen[1] {
+                let Some(t1) = tap(j1, p[1], q[1], dil[1], self.kernel[1]) else { continue };
+                for j2 in 0..klen[2] {
+                    let Some(t2) = tap(j2, p[2], q[2], dil[2], self.kernel[2]) else { continue };
+                    let r = [klen[0] - 1 - j0, klen[1] - 1 - j1, klen[2] - 1 - j2];
+                    data[(r[0] * m[1] + r[1]) * m[2] + r[2]] = self.k[(o, c, t0, t1, t2)];
+                    any = true;
+                }
+            }
+        }
+        any
+    }
+}
+
 impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
     fn tiling(&self) -> Tiling {
         Tiling { split_channels: false, split_rows: false }
@@ -337,87 +400,105 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
         let [nb, cout, od, oh, ow] = *out.shape() else { unreachable!() };
         let cin = k.shape()[1];
         let kernel = [k.shape()[2], k.shape()[3], k.shape()[4]];
-        let xlen = [x.shape()[2], x.shape()[3], x.shape()[4]];
-        let geo = FftGeometry::new([od, oh, ow], kernel, g, self.polyphase);
+        // Overlap-save bands along H: as many output rows per band as keep one spectrum
+        // within BAND_SPECTRUM (but never fewer than one row).
+        let whole = FftGeometry::new([od, oh, ow], kernel, g, self.polyphase);
+        let spectrum_row = whole.m[0] * if T::REAL { whole.m[2] / 2 + 1 } else { whole.m[2] };
+        let max_m1 = (BAND_SPECTRUM / spectrum_row.max(1)).max(1);
+        let band = if whole.m[1] <= max_m1 {
+            oh
+        } else {
+            // Rows r with (r-1)·step + klen ≤ max_m1, at least one.
+            (max_m1.saturating_sub(whole.klen[1]) / whole.step[1] + 1).clamp(1, oh)
+        };
+        let geo = FftGeometry::new([od, band, ow], kernel, g, self.polyphase);
         let m = geo.m;
         let size = m[0] * m[1] * m[2];
         let t = self.transforms(m, T::REAL, g.threads > 1);
         let spec_len = t.spectrum_len();
-        let zero = C::new(T::F::zero(), T::F::zero());
-        let mut w = Work::<T> { data: vec![T::zero(); size], real: Vec::new(), spec: Vec::new(), tmp: Vec::new() };
-        let mut xs: Vec<C<T::F>> = Vec::new();
-        let mut acc = vec![zero; spec_len * cout];
-        let scale = T::F::one() / <T::F as num_traits::NumCast>::from(size).expect("transform size fits the float");
         let q = geo.phases;
-        for n in 0..nb {
-            acc.fill(zero);
-            for pd in 0..q[0] {
-                for ph in 0..q[1] {
-                    for pw in 0..q[2] {
-                        let p = [pd, ph, pw];
-                        if (0..SPATIAL).any(|a| p[a] >= extent(kernel[a], g.dilation[a])) {
-                            continue;
-                        }
-                        // Input phase: x[i·q + p], as many as fit both x and the transform.
-                        let cnt: [usize; SPATIAL] = std::array::from_fn(|a| xlen[a].saturating_sub(p[a]).div_ceil(q[a]).min(m[a]));
-                        for c in 0..cin {
-                            w.data.fill(T::zero());
-                            for i0 in 0..cnt[0] {
-                                for i1 in 0..cnt[1] {
-                                    let src = x.slice(s![n, c, i0 * q[0] + pd, i1 * q[1] + ph, pw..;q[2]]);
-                                    let base = (i0 * m[1] + i1) * m[2];
-                                    for (d, &v) in w.data[base..base + cnt[2]].iter_mut().zip(src.iter()) {
-                                        *d = v;
-                                    }
-                                }
-                            }
-                            w.forward(&t);
-                            std::mem::swap(&mut xs, &mut w.spec);
-                            for o in 0..cout {
-                                // Kernel phase, reversed within the common length klen.
-                                w.data.fill(T::zero());
-                                let mut any = false;
-                                for j0 in 0..geo.klen[0] {
-                                    let Some(t0) = tap(j0, pd, q[0], g.dilation[0], kernel[0]) else { continue };
-                                    for j1 in 0..geo.klen[1] {
-                                        let Some(t1) = tap(j1, ph, q[1], g.dilation[1], kernel[1]) else { continue };
-                                        for j2 in 0..geo.klen[2] {
-                                            let Some(t2) = tap(j2, pw, q[2], g.dilation[2], kernel[2]) else { continue };
-                                            let r = [geo.klen[0] - 1 - j0, geo.klen[1] - 1 - j1, geo.klen[2] - 1 - j2];
-                                            w.data[(r[0] * m[1] + r[1]) * m[2] + r[2]] = k[(o, c, t0, t1, t2)];
-                                            any = true;
-                                        }
-                                    }
-                                }
-                                if !any {
-                                    continue;
-                                }
-                                w.forward(&t);
-                                multiply_add(&mut acc[o * spec_len..(o + 1) * spec_len], &xs, &w.spec, t.threads);
-                            }
-                            std::mem::swap(&mut xs, &mut w.spec);
-                        }
+        let mut phases = Vec::new();
+        for pd in 0..q[0] {
+            for ph in 0..q[1] {
+                for pw in 0..q[2] {
+                    let p = [pd, ph, pw];
+                    if (0..SPATIAL).all(|a| p[a] < extent(kernel[a], g.dilation[a])) {
+                        phases.push(p);
                     }
                 }
             }
-            let at = |i: [usize; SPATIAL]| (i[0] * m[1] + i[1]) * m[2] + i[2];
-            let first = |d: usize, h: usize, wi: usize| {
-                [d * geo.step[0] + geo.klen[0] - 1, h * geo.step[1] + geo.klen[1] - 1, wi * geo.step[2] + geo.klen[2] - 1]
-            };
-            for o in 0..cout {
-                let mut spec = acc[o * spec_len..(o + 1) * spec_len].to_vec();
-                if T::REAL {
-                    w.real.resize(size, T::F::zero());
-                    t.inverse_real(&mut spec, &mut w.real, &mut w.tmp);
-                    for ((d, h, wi), y) in out.slice_mut(s![n, o, .., .., ..]).indexed_iter_mut() {
-                        *y = T::from_re(w.real[at(first(d, h, wi))] * scale);
-                    }
-                } else {
-                    t.inverse_complex(&mut spec, &mut w.tmp);
-                    for ((d, h, wi), y) in out.slice_mut(s![n, o, .., .., ..]).indexed_iter_mut() {
-                        *y = T::from_c(spec[at(first(d, h, wi))] * scale);
+        }
+        let setup = Setup { x: &x, k: &k, g, geo, t, kernel, phases };
+        let t = &setup.t;
+        let zero = C::new(T::F::zero(), T::F::zero());
+        let mut w = Work::<T> { data: vec![T::zero(); size], real: Vec::new(), spec: Vec::new(), tmp: Vec::new() };
+        // Kernel spectra, once per call: index ((p·cin + c)·cout + o); None where a phase is empty.
+        let keep = setup.phases.len() * cin * cout * spec_len <= KEPT_KERNEL_SPECTRA;
+        let mut kspec: Vec<Option<Vec<C<T::F>>>> = Vec::new();
+        if keep {
+            for &p in &setup.phases {
+                for c in 0..cin {
+                    for o in 0..cout {
+                        kspec.push(setup.fill_kernel(&mut w.data, o, c, p).then(|| {
+                            w.forward(t);
+                            w.spec.clone()
+                        }));
                     }
                 }
+            }
+        }
+        let mut xs: Vec<C<T::F>> = Vec::new();
+        let mut acc = vec![zero; spec_len * cout];
+        let scale = T::F::one() / <T::F as num_traits::NumCast>::from(size).expect("transform size fits the float");
+        let at = |i: [usize; SPATIAL]| (i[0] * m[1] + i[1]) * m[2] + i[2];
+        for n in 0..nb {
+            let mut h0 = 0;
+            while h0 < oh {
+                let rows = band.min(oh - h0);
+                acc.fill(zero);
+                for (pi, &p) in setup.phases.iter().enumerate() {
+                    for c in 0..cin {
+                        setup.fill_input(&mut w.data, n, c, p, h0 * geo.step[1]);
+                        w.forward(t);
+                        std::mem::swap(&mut xs, &mut w.spec);
+                        for o in 0..cout {
+                            let kv = if keep {
+                                match &kspec[(pi * cin + c) * cout + o] {
+                                    Some(v) => v,
+                                    None => continue,
+                                }
+                            } else {
+                                if !setup.fill_kernel(&mut w.data, o, c, p) {
+                                    continue;
+                                }
+                                w.forward(t);
+                                &w.spec
+                            };
+                            multiply_add(&mut acc[o * spec_len..(o + 1) * spec_len], &xs, kv, t.threads);
+                        }
+                        std::mem::swap(&mut xs, &mut w.spec);
+                    }
+                }
+                let first = |d: usize, h: usize, wi: usize| {
+                    [d * geo.step[0] + geo.klen[0] - 1, h * geo.step[1] + geo.klen[1] - 1, wi * geo.step[2] + geo.klen[2] - 1]
+                };
+                for o in 0..cout {
+                    let mut spec = acc[o * spec_len..(o + 1) * spec_len].to_vec();
+                    let mut dst = out.slice_mut(s![n, o, .., h0..h0 + rows, ..]);
+                    if T::REAL {
+                        w.real.resize(size, T::F::zero());
+                        t.inverse_real(&mut spec, &mut w.real, &mut w.tmp);
+                        for ((d, h, wi), y) in dst.indexed_iter_mut() {
+                            *y = T::from_re(w.real[at(first(d, h, wi))] * scale);
+                        }
+                    } else {
+                        t.inverse_complex(&mut spec, &mut w.tmp);
+                        for ((d, h, wi), y) in dst.indexed_iter_mut() {
+                            *y = T::from_c(spec[at(first(d, h, wi))] * scale);
+                        }
+                    }
+                }
+                h0 += rows;
             }
         }
     }

@@ -76,8 +76,10 @@ pub(crate) fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
 }
 
 /// Number of threads used when the caller does not say.
+/// (Asked once: the query costs tens of microseconds.)
 pub(crate) fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
 }
 
 /// Cut a mutable view into consecutive pieces of `chunk` along `axis`, keeping its lifetime.
