@@ -14,6 +14,9 @@ use std::sync::OnceLock;
 
 use crate::Scalar;
 
+mod gemm;
+pub(crate) use gemm::{gemm, supported as gemm_supported};
+
 /// The instruction sets the kernels are compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {

@@ -1,0 +1,161 @@
+//! A safe face for the `gemm` crate's matrix product, for the element types it supports.
+//!
+//! `gemm::gemm` takes raw pointers and element strides. Here it takes ndarray views, whose
+//! construction already guarantees what the call needs: every in-shape index of a view is a
+//! valid element, and a mutable view is the only access to its elements. Shapes are checked
+//! before the call, so a mistake in a caller is a panic, never undefined behaviour.
+//!
+//! The crate detects its own instruction set (AVX-512 here, through its `x86-v4` feature);
+//! `STRIDECONV_ISA` cannot narrow it. `STRIDECONV_ISA=scalar` instead makes [`supported`]
+//! answer false, so callers take their plain-Rust path and that path stays testable.
+#![allow(unsafe_code)]
+
+use std::any::TypeId;
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+use num_complex::{Complex32, Complex64};
+
+use super::{isa, Isa};
+use crate::Scalar;
+
+/// True when [`gemm`] can multiply `T`: `f32`, `f64`, `Complex32`, `Complex64`, unless
+/// `STRIDECONV_ISA=scalar` asked for the plain paths.
+pub(crate) fn supported<T: Scalar>() -> bool {
+    let id = TypeId::of::<T>();
+    isa() != Isa::Scalar
+        && (id == TypeId::of::<f32>()
+            || id == TypeId::of::<f64>()
+            || id == TypeId::of::<Complex32>()
+            || id == TypeId::of::<Complex64>())
+}
+
+/// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`, for views of any strides
+/// (negative and zero strides included), single-threaded.
+///
+/// # Panics
+/// If the shapes do not chain (`lhs` m×k, `rhs` k×n, `dst` m×n) or `T` is not
+/// [`supported`].
+pub(crate) fn gemm<T: Scalar>(
+    mut dst: ArrayViewMut2<'_, T>,
+    lhs: ArrayView2<'_, T>,
+    rhs: ArrayView2<'_, T>,
+    accumulate: bool,
+) {
+    let (m, k) = lhs.dim();
+    let (k2, n) = rhs.dim();
+    assert_eq!(k, k2, "gemm: lhs is {m}×{k} but rhs is {k2}×{n}");
+    assert_eq!(
+        dst.dim(),
+        (m, n),
+        "gemm: dst is {:?}, the product {m}×{n}",
+        dst.dim()
+    );
+    assert!(supported::<T>(), "gemm: {} is not supported", T::NAME);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (dst_rs, dst_cs) = (dst.strides()[0], dst.strides()[1]);
+    let (lhs_rs, lhs_cs) = (lhs.strides()[0], lhs.strides()[1]);
+    let (rhs_rs, rhs_cs) = (rhs.strides()[0], rhs.strides()[1]);
+    // gemm computes dst := alpha·dst + beta·lhs·rhs, and ignores alpha unless it reads dst.
+    let one = T::from_f64(1.0);
+    let dst_ptr = dst.as_mut_ptr();
+    // SAFETY:
+    // - `T` is f32, f64, Complex32 or Complex64 (asserted above); gemm dispatches on exactly
+    //   these `TypeId`s (its c32/c64 are num-complex 0.4's Complex32/Complex64, the types used
+    //   here), so it never reaches its panicking branch or reinterprets another type.
+    // - dst: `dst_ptr` is the element [0, 0] of a view of shape m×n with element strides
+    //   (dst_rs, dst_cs); ndarray guarantees every [i, j] with i < m, j < n addresses a valid,
+    //   initialised element, and that nothing else reads or writes those elements while the
+    //   `&mut` view lives. gemm writes exactly those m×n elements (and reads them only when
+    //   `read_dst`). A mutable view never maps two indices to one element, so no write races
+    //   another.
+    // - lhs, rhs: element [0, 0] of m×k and k×n shared views with their own strides, read
+    //   only inside those shapes (k may be 0: gemm then reads nothing and zeroes dst, or
+    //   leaves it when accumulating). They cannot overlap `dst`: Rust forbids a shared and a
+    //   mutable borrow of the same elements.
+    // - Negative and zero strides are allowed by gemm (it re-bases negative ones itself).
+    // - Parallelism::None: gemm runs on the calling thread only, so the borrows above cover
+    //   every access for the whole call.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst_ptr,
+            dst_cs,
+            dst_rs,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            one,
+            one,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{s, Array2};
+
+    use super::*;
+
+    fn reference(a: &ArrayView2<'_, f64>, b: &ArrayView2<'_, f64>) -> Array2<f64> {
+        Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
+            (0..a.ncols()).map(|l| a[(i, l)] * b[(l, j)]).sum()
+        })
+    }
+
+    #[test]
+    fn strided_views_and_accumulation() {
+        if !supported::<f64>() {
+            return;
+        }
+        let a = Array2::from_shape_fn((9, 14), |(i, j)| (i * 3 + j) as f64 % 7.0 - 3.0);
+        let b = Array2::from_shape_fn((7, 11), |(i, j)| (i + 2 * j) as f64 % 5.0 - 2.0);
+        // A transposed, step-2 lhs and a reversed rhs.
+        let lhs = a.slice(s![..;2, ..;2]).reversed_axes();
+        let rhs = b.slice(s![..5, ..;-1]);
+        let want = reference(&lhs, &rhs);
+        let mut out = Array2::<f64>::zeros((14, 11));
+        let mut dst = out.slice_mut(s![..;-2, ..]);
+        dst.fill(1.0);
+        gemm(dst.view_mut(), lhs, rhs, true);
+        assert_eq!(dst, want.mapv(|v| v + 1.0));
+        gemm(dst.view_mut(), lhs, rhs, false);
+        assert_eq!(dst, want);
+        // Rows the step-2 view skips stay untouched.
+        assert!(out.slice(s![..;2, ..]).iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn empty_reduction_zeroes_or_keeps() {
+        if !supported::<f32>() {
+            return;
+        }
+        let lhs = Array2::<f32>::zeros((3, 0));
+        let rhs = Array2::<f32>::zeros((0, 4));
+        let mut dst = Array2::<f32>::from_elem((3, 4), 5.0);
+        gemm(dst.view_mut(), lhs.view(), rhs.view(), true);
+        assert!(dst.iter().all(|&v| v == 5.0));
+        gemm(dst.view_mut(), lhs.view(), rhs.view(), false);
+        assert!(dst.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: lhs")]
+    fn mismatched_shapes_panic() {
+        let lhs = Array2::<f64>::zeros((3, 2));
+        let rhs = Array2::<f64>::zeros((3, 4));
+        let mut dst = Array2::<f64>::zeros((3, 4));
+        gemm(dst.view_mut(), lhs.view(), rhs.view(), false);
+    }
+}
