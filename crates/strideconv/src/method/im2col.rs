@@ -1,69 +1,659 @@
-//! `im2col` (the seed's "stride-view conv"): gather each strided window into a row of a
-//! matrix and multiply by the kernel. Unlike `as_strided` + `tensordot`, windows are gathered
-//! a tile at a time, so memory stays bounded by the tile, never the whole window matrix.
+//! `im2col` (the seed's "stride-view conv"): gather strided windows into a panel and multiply
+//! it by the kernel matrix, the GEMM route CNN libraries take for channel-heavy layers.
+//!
+//! Unlike `as_strided` + `tensordot`, windows are gathered a tile of output positions at a
+//! time, so memory stays bounded by one panel (about [`PANEL_BYTES`]), never the whole window
+//! matrix; a reduction too long for that is cut into pieces that accumulate.
+//!
+//! The panel is laid out for the input's memory order, so the gather copies contiguous runs:
+//! * channels first (NCDHW): row `(c, td, th, tw)`, one column per position. A panel row for
+//!   one output row is a run of the input row (stride 1), a run of a phase-split copy of it
+//!   (stride > 1 with overlapping windows), or a strided read (windows that do not overlap,
+//!   such as kernel == stride, where each input element is read once anyway).
+//! * channels last (C has element stride 1): one row per position, reduction ordered
+//!   `(td, th, tw, c)`, so a window row is one copy of `kw·C` elements; the kernel matrix is
+//!   permuted once to match.
+//!
+//! A 1×1 kernel with stride 1 needs no gather at all: the input already is the `C × positions`
+//! matrix, and the product reads it in place.
+//!
+//! Real and complex floats are multiplied by the `gemm` crate (through
+//! [`kernels::gemm`]); exact integers (`i128`), and everything under `STRIDECONV_ISA=scalar`,
+//! by a plain loop over the same panel, so integers are never routed through floats.
 
-use ndarray::{s, ArrayView5, ArrayViewMut5};
+use ndarray::{
+    s, ArrayView1, ArrayView2, ArrayView4, ArrayView5, ArrayViewMut2, ArrayViewMut4, ArrayViewMut5,
+    Axis, CowArray, Ix2, ShapeBuilder, Zip,
+};
+use rayon::prelude::*;
 
 use super::{Algorithm, Geom, Tiling};
+use crate::kernels;
 use crate::Scalar;
 
 pub(crate) struct Im2col;
 
-/// Elements of the gathered tile (rows × reduction length), unless a single window is longer.
-const TILE_ELEMS: usize = 1 << 15;
+/// Target size of one gathered panel: large enough that one GEMM call amortises its packing,
+/// small enough to stay near L2 while it is written and read back.
+const PANEL_BYTES: usize = 1 << 20;
+/// Hard ceiling of a panel when long reductions force tiles above [`PANEL_BYTES`].
+const MAX_PANEL_BYTES: usize = 8 << 20;
+/// Fewest output positions per tile worth a GEMM call (below this, the micro-kernel's edge
+/// handling and the kernel matrix's packing dominate).
+const MIN_TILE: usize = 64;
+
+/// Everything about the problem the gather needs, resolved once per block.
+#[derive(Clone, Copy, Debug)]
+struct Geo {
+    cin: usize,
+    cout: usize,
+    kernel: [usize; 3],
+    stride: [usize; 3],
+    dilation: [usize; 3],
+    out: [usize; 3],
+    /// Reduction length `cin · kd · kh · kw`.
+    red: usize,
+    /// Channels-last panel (see the module docs).
+    channels_last: bool,
+    /// Phase-split input rows before gathering (channels first, stride > 1, overlapping
+    /// windows: each row element is then read several times).
+    phase_split: bool,
+}
+
+impl Geo {
+    /// Consecutive reduction elements that are one unit of the panel's reduction order: one
+    /// kernel row (`kw`) channels first, `kw · C` channels last.
+    fn group_len(&self) -> usize {
+        if self.channels_last {
+            self.kernel[2] * self.cin
+        } else {
+            self.kernel[2]
+        }
+    }
+
+    /// Input columns (from the first needed one) that `wn` consecutive outputs read.
+    fn span(&self, wn: usize) -> usize {
+        (wn - 1) * self.stride[2] + (self.kernel[2] - 1) * self.dilation[2] + 1
+    }
+}
+
+/// How the output positions and the reduction are cut into panels.
+#[derive(Clone, Copy, Debug)]
+struct Cut {
+    /// Output positions per tile, as whole depth slices, whole rows or row pieces.
+    dn: usize,
+    hn: usize,
+    wn: usize,
+    /// Reduction groups ([`Geo::group_len`] each) per panel.
+    groups: usize,
+}
+
+impl Cut {
+    /// Tiles of at most `target` positions (fewer when the panel budget says so), their
+    /// number a multiple of `parts` where the shape allows, with the reduction cut so that a
+    /// panel stays within [`MAX_PANEL_BYTES`].
+    fn new<T>(geo: &Geo, target: usize, parts: usize) -> Cut {
+        let [od, oh, ow] = geo.out;
+        let size = std::mem::size_of::<T>().max(1);
+        let (budget, ceiling) = (PANEL_BYTES / size, MAX_PANEL_BYTES / size);
+        let glen = geo.group_len();
+        let total_groups = geo.red / glen;
+        // Positions per panel: the budget's worth, or MIN_TILE when that still fits under the
+        // ceiling with the whole reduction, or as many as fit.
+        let mut positions = (budget / geo.red).max(MIN_TILE.min(ceiling / geo.red));
+        let mut groups = total_groups;
+        if positions == 0 {
+            // Not even one whole window fits: cut the reduction, keep MIN_TILE positions.
+            positions = MIN_TILE.min(ceiling / glen).max(1);
+            groups = (ceiling / (positions * glen)).clamp(1, total_groups);
+        }
+        let positions = positions.min(target).max(1);
+        // Cut whole depth slices, else whole rows, else pieces of a row; then even the pieces
+        // out (and make their count a multiple of `parts`) so no worker gets a sliver.
+        let even = |len: usize, chunk: usize| {
+            let count = len.div_ceil(chunk).next_multiple_of(parts).min(len);
+            len.div_ceil(count)
+        };
+        let (dn, hn, wn) = if oh * ow <= positions {
+            (even(od, positions / (oh * ow)), oh, ow)
+        } else if ow <= positions {
+            (1, even(oh, positions / ow), ow)
+        } else {
+            (1, 1, even(ow, positions))
+        };
+        let groups = total_groups.div_ceil(total_groups.div_ceil(groups));
+        Cut { dn, hn, wn, groups }
+    }
+}
+
+/// One tile of output positions: its first position; its extent is its output view's shape.
+#[derive(Clone, Copy, Debug)]
+struct Tile {
+    d0: usize,
+    h0: usize,
+    w0: usize,
+    dn: usize,
+    hn: usize,
+    wn: usize,
+}
+
+impl Tile {
+    fn positions(&self) -> usize {
+        self.dn * self.hn * self.wn
+    }
+}
+
+/// Per-worker buffers, reused across tiles (their stale contents are always overwritten).
+struct Scratch<T> {
+    panel: Vec<T>,
+    /// A contiguous copy of one input row, when the input's row is not contiguous.
+    row: Vec<T>,
+    /// Phase-split rows.
+    phases: Vec<T>,
+    /// The product of one tile, when its output view is not one strided matrix.
+    out: Vec<T>,
+}
+
+impl<T> Default for Scratch<T> {
+    fn default() -> Self {
+        Scratch {
+            panel: Vec::new(),
+            row: Vec::new(),
+            phases: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+}
 
 impl<T: Scalar> Algorithm<T> for Im2col {
     fn tiling(&self) -> Tiling {
-        Tiling { split_channels: false, split_rows: true }
+        // Whole images per block: the driver's row blocks would be small GEMMs for late CNN
+        // layers, and channel blocks would gather the same windows twice. A lone block (batch
+        // 1, one group) is split here instead, by tiles or by channels, whichever keeps the
+        // products large.
+        Tiling {
+            split_channels: false,
+            split_rows: false,
+        }
     }
 
-    fn run(&self, x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, mut out: ArrayViewMut5<'_, T>, g: &Geom) {
-        let [nb, cout, od, oh, ow] = *out.shape() else { unreachable!() };
-        let (cin, kd, kh, kw) = (k.shape()[1], k.shape()[2], k.shape()[3], k.shape()[4]);
+    fn run(
+        &self,
+        x: ArrayView5<'_, T>,
+        k: ArrayView5<'_, T>,
+        mut out: ArrayViewMut5<'_, T>,
+        g: &Geom,
+    ) {
+        let [nb, cout, od, oh, ow] = *out.shape() else {
+            unreachable!()
+        };
+        let [_, cin, kd, kh, kw] = *k.shape() else {
+            unreachable!()
+        };
         let red = cin * kd * kh * kw;
-        let k_std = k.as_standard_layout();
-        let kmat = k_std.as_slice().expect("standard layout");
-        let positions = od * oh * ow;
-        let tile = (TILE_ELEMS / red).clamp(1, positions);
-        let mut col = vec![T::zero(); tile * red];
+        if nb == 0 || cout == 0 || od * oh * ow == 0 {
+            return;
+        }
+        if red == 0 {
+            out.fill(T::zero());
+            return;
+        }
+        let channels_last = cin > 1 && x.strides()[1] == 1;
+        let [s0, s1, s2] = g.stride;
+        let geo = Geo {
+            cin,
+            cout,
+            kernel: [kd, kh, kw],
+            stride: g.stride,
+            dilation: g.dilation,
+            out: [od, oh, ow],
+            red,
+            channels_last,
+            phase_split: !channels_last && s2 > 1 && kd * kh * kw > s0 * s1 * s2,
+        };
+        // The kernel matrix, in the panel's reduction order.
+        let kmat: CowArray<'_, T, Ix2> = if channels_last {
+            let permuted = k
+                .permuted_axes([0, 2, 3, 4, 1])
+                .as_standard_layout()
+                .into_owned();
+            permuted
+                .into_shape_with_order((cout, red))
+                .expect("contiguous")
+                .into()
+        } else {
+            k.as_standard_layout()
+                .into_shape_with_order((cout, red))
+                .expect("contiguous")
+        };
+        let pointwise = [kd, kh, kw] == [1, 1, 1] && g.stride == [1, 1, 1];
         for n in 0..nb {
-            let mut p0 = 0;
-            while p0 < positions {
-                let rows = tile.min(positions - p0);
-                for (r, win) in col.chunks_exact_mut(red).take(rows).enumerate() {
-                    let p = p0 + r;
-                    let (d, h, w) = (p / (oh * ow), (p / ow) % oh, p % ow);
-                    let mut i = 0;
-                    for c in 0..cin {
-                        for td in 0..kd {
-                            for th in 0..kh {
-                                let row = x.slice(s![
-                                    n,
-                                    c,
-                                    d * g.stride[0] + td * g.dilation[0],
-                                    h * g.stride[1] + th * g.dilation[1],
-                                    w * g.stride[2]..;g.dilation[2] as isize
-                                ]);
-                                for (dst, &v) in win[i..i + kw].iter_mut().zip(row.iter()) {
-                                    *dst = v;
-                                }
-                                i += kw;
+            let xn = x.index_axis(Axis(0), n);
+            let mut on = out.index_axis_mut(Axis(0), n);
+            if pointwise {
+                let rows = xn.slice(s![.., ..od, ..oh, ..ow]);
+                if let (Some(rhs), Some(dst)) =
+                    (merge_positions(rows), merge_positions_mut(&mut on))
+                {
+                    multiply_par(dst, kmat.view(), rhs, g.threads);
+                    continue;
+                }
+            }
+            tiled(xn, kmat.view(), on, &geo, g.threads);
+        }
+    }
+}
+
+/// The 4-D `(C, D, H, W)` view as `C × positions`, if its spatial axes merge into one stride.
+fn merge_positions<T>(mut v: ArrayView4<'_, T>) -> Option<ArrayView2<'_, T>> {
+    (v.merge_axes(Axis(2), Axis(3)) && v.merge_axes(Axis(1), Axis(3)))
+        .then(|| v.index_axis_move(Axis(1), 0).index_axis_move(Axis(1), 0))
+}
+
+/// [`merge_positions`] for an output view; `v` is left as it was when they do not merge.
+fn merge_positions_mut<'a, T>(v: &'a mut ArrayViewMut4<'_, T>) -> Option<ArrayViewMut2<'a, T>> {
+    let mut m = v.view_mut();
+    (m.merge_axes(Axis(2), Axis(3)) && m.merge_axes(Axis(1), Axis(3)))
+        .then(|| m.index_axis_move(Axis(1), 0).index_axis_move(Axis(1), 0))
+}
+
+/// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`.
+fn multiply<T: Scalar>(
+    dst: ArrayViewMut2<'_, T>,
+    lhs: ArrayView2<'_, T>,
+    rhs: ArrayView2<'_, T>,
+    accumulate: bool,
+) {
+    if kernels::gemm_supported::<T>() {
+        kernels::gemm(dst, lhs, rhs, accumulate);
+    } else {
+        multiply_plain(dst, lhs, rhs, accumulate);
+    }
+}
+
+/// The plain product, exact for integers: each output row is accumulated in a contiguous
+/// buffer as a sum of `rhs` rows scaled by `lhs` entries (dot products when `rhs` rows are
+/// strided but its columns are not).
+fn multiply_plain<T: Scalar>(
+    mut dst: ArrayViewMut2<'_, T>,
+    lhs: ArrayView2<'_, T>,
+    rhs: ArrayView2<'_, T>,
+    accumulate: bool,
+) {
+    let n = rhs.ncols();
+    let columns_contiguous = rhs.strides()[0] == 1 && rhs.strides()[1] != 1;
+    let mut acc = vec![T::zero(); n];
+    for (lrow, mut drow) in lhs.outer_iter().zip(dst.outer_iter_mut()) {
+        if columns_contiguous {
+            for (y, col) in acc.iter_mut().zip(rhs.columns()) {
+                *y = Zip::from(&lrow)
+                    .and(&col)
+                    .fold(T::zero(), |s, &a, &b| s + a * b);
+            }
+        } else {
+            acc.fill(T::zero());
+            for (&a, row) in lrow.iter().zip(rhs.outer_iter()) {
+                Zip::from(&mut acc[..])
+                    .and(&row)
+                    .for_each(|y, &b| *y += a * b);
+            }
+        }
+        if accumulate {
+            Zip::from(&mut drow).and(&acc[..]).for_each(|d, &v| *d += v);
+        } else {
+            drow.assign(&ArrayView1::from(&acc[..]));
+        }
+    }
+}
+
+/// [`multiply`] on up to `threads` threads of the current pool, cutting `dst` along positions
+/// (columns) when there are enough of them, else along output channels (rows).
+fn multiply_par<T: Scalar>(
+    dst: ArrayViewMut2<'_, T>,
+    lhs: ArrayView2<'_, T>,
+    rhs: ArrayView2<'_, T>,
+    threads: usize,
+) {
+    let (m, n) = dst.dim();
+    if threads <= 1 || m * n * lhs.ncols() < 1 << 18 {
+        return multiply(dst, lhs, rhs, false);
+    }
+    let parts: Vec<_> = if n >= threads * 2 * MIN_TILE || m < threads * 16 {
+        let chunk = n.div_ceil(threads);
+        dst.into_axis_chunks_iter_mut(Axis(1), chunk)
+            .zip(rhs.axis_chunks_iter(Axis(1), chunk))
+            .map(|(d, r)| (d, lhs.view(), r))
+            .collect()
+    } else {
+        let chunk = m.div_ceil(threads);
+        dst.into_axis_chunks_iter_mut(Axis(0), chunk)
+            .zip(lhs.axis_chunks_iter(Axis(0), chunk))
+            .map(|(d, l)| (d, l, rhs.view()))
+            .collect()
+    };
+    parts
+        .into_par_iter()
+        .for_each(|(d, l, r)| multiply(d, l, r, false));
+}
+
+/// Gather-and-multiply over tiles of one image. `on` is `(C_out, OD, OH, OW)`.
+fn tiled<T: Scalar>(
+    xn: ArrayView4<'_, T>,
+    kmat: ArrayView2<'_, T>,
+    on: ArrayViewMut4<'_, T>,
+    geo: &Geo,
+    threads: usize,
+) {
+    let total: usize = geo.out.iter().product();
+    // With threads: one tile per worker at least (several when tiles are small anyway),
+    // unless that leaves tiles too small, when each product is split by channels instead.
+    let by_tiles = threads > 1 && total >= threads * 2 * MIN_TILE;
+    let target = if by_tiles {
+        total.div_ceil(threads)
+    } else {
+        total
+    };
+    let cut = Cut::new::<T>(geo, target, if by_tiles { threads } else { 1 });
+    let mut tiles = Vec::new();
+    for (di, od) in on.into_axis_chunks_iter_mut(Axis(1), cut.dn).enumerate() {
+        for (hi, oh) in od.into_axis_chunks_iter_mut(Axis(2), cut.hn).enumerate() {
+            for (wi, ow) in oh.into_axis_chunks_iter_mut(Axis(3), cut.wn).enumerate() {
+                let [_, dn, hn, wn] = *ow.shape() else {
+                    unreachable!()
+                };
+                let tile = Tile {
+                    d0: di * cut.dn,
+                    h0: hi * cut.hn,
+                    w0: wi * cut.wn,
+                    dn,
+                    hn,
+                    wn,
+                };
+                tiles.push((tile, ow));
+            }
+        }
+    }
+    if by_tiles {
+        tiles
+            .into_par_iter()
+            .for_each_init(Scratch::default, |scratch, (tile, view)| {
+                run_tile(&xn, kmat, view, &tile, geo, &cut, scratch, 1);
+            });
+    } else {
+        let mut scratch = Scratch::default();
+        for (tile, view) in tiles {
+            run_tile(&xn, kmat, view, &tile, geo, &cut, &mut scratch, threads);
+        }
+    }
+}
+
+/// Gather one tile's windows (a reduction piece at a time) and multiply them into `view`.
+fn run_tile<T: Scalar>(
+    xn: &ArrayView4<'_, T>,
+    kmat: ArrayView2<'_, T>,
+    mut view: ArrayViewMut4<'_, T>,
+    tile: &Tile,
+    geo: &Geo,
+    cut: &Cut,
+    scratch: &mut Scratch<T>,
+    threads: usize,
+) {
+    let p = tile.positions();
+    let glen = geo.group_len();
+    let total_groups = geo.red / glen;
+    let Scratch {
+        panel,
+        row,
+        phases,
+        out,
+    } = scratch;
+    // Multiply straight into the output when its positions are one strided axis (both
+    // NCDHW and NDHWC outputs are), else into a buffer copied out at the end.
+    let merged = merge_positions_mut(&mut view);
+    let direct = merged.is_some();
+    let mut dst = merged.unwrap_or_else(|| {
+        out.resize(geo.cout * p, T::zero());
+        ArrayViewMut2::from_shape((geo.cout, p), &mut out[..geo.cout * p]).expect("sized above")
+    });
+    let mut g0 = 0;
+    while g0 < total_groups {
+        let g1 = (g0 + cut.groups).min(total_groups);
+        let len = (g1 - g0) * glen;
+        if panel.len() < len * p {
+            panel.resize(len * p, T::zero());
+        }
+        let panel = &mut panel[..len * p];
+        let rhs = if geo.channels_last {
+            gather_channels_last(xn, tile, geo, (g0, g1), panel, row);
+            ArrayView2::from_shape((len, p).strides((1, len)), panel).expect("sized above")
+        } else {
+            gather_channels_first(xn, tile, geo, (g0, g1), panel, row, phases);
+            ArrayView2::from_shape((len, p), panel).expect("sized above")
+        };
+        let lhs = kmat.slice(s![.., g0 * glen..g1 * glen]);
+        if g0 == 0 && g1 == total_groups {
+            multiply_par(dst.view_mut(), lhs, rhs, threads);
+        } else {
+            // Reduction pieces accumulate; rare (huge kernels), so single-threaded.
+            multiply(dst.view_mut(), lhs, rhs, g0 > 0);
+        }
+        g0 = g1;
+    }
+    if !direct {
+        let shape = (geo.cout, tile.dn, tile.hn, tile.wn);
+        let product = ArrayView4::from_shape(shape, &out[..geo.cout * p]).expect("sized above");
+        view.assign(&product);
+    }
+}
+
+/// Output rows `h` (within `[h0, h0 + hn)`) and kernel rows `th` that read input row `ih`.
+fn readers(
+    ih: usize,
+    kh: usize,
+    step: usize,
+    dil: usize,
+    h0: usize,
+    hn: usize,
+) -> impl Iterator<Item = (usize, usize)> {
+    (0..kh).filter_map(move |th| {
+        let rel = ih.checked_sub(th * dil)?;
+        let h = rel / step;
+        (rel % step == 0 && h >= h0 && h < h0 + hn).then_some((th, h))
+    })
+}
+
+/// A contiguous input row as the gather reads it: `data[off + j·step]` is the input at column
+/// `base + off + j·stride`, or, phase-split, `data[(off % s)·plen + off / s + j]`.
+struct RowSource<'a, T> {
+    data: &'a [T],
+    step: usize,
+    phases: usize,
+    plen: usize,
+}
+
+impl<T: Scalar> RowSource<'_, T> {
+    /// Write the `dst.len()` inputs that kernel column offset `off` meets.
+    #[inline]
+    fn copy_tap(&self, off: usize, dst: &mut [T]) {
+        if self.phases > 1 {
+            let start = (off % self.phases) * self.plen + off / self.phases;
+            dst.copy_from_slice(&self.data[start..start + dst.len()]);
+        } else if self.step == 1 {
+            dst.copy_from_slice(&self.data[off..off + dst.len()]);
+        } else {
+            for (y, &v) in dst
+                .iter_mut()
+                .zip(self.data[off..].iter().step_by(self.step))
+            {
+                *y = v;
+            }
+        }
+    }
+}
+
+/// Contiguous input columns `[base, base + span)` of `row`: borrowed when the row is
+/// contiguous, else copied into `buf`.
+fn contiguous<'a, T: Scalar>(row: ArrayView1<'a, T>, buf: &'a mut Vec<T>) -> &'a [T] {
+    match row.to_slice() {
+        Some(s) => s,
+        None => {
+            buf.clear();
+            buf.extend(row.iter().copied());
+            buf
+        }
+    }
+}
+
+/// Channels-first panel: row `r = ((c·kd + td)·kh + th)·kw + tw` (relative to the first of
+/// the reduction groups `groups`), one column per tile position.
+#[allow(clippy::too_many_arguments)]
+fn gather_channels_first<T: Scalar>(
+    xn: &ArrayView4<'_, T>,
+    tile: &Tile,
+    geo: &Geo,
+    groups: (usize, usize),
+    panel: &mut [T],
+    rowbuf: &mut Vec<T>,
+    phases: &mut Vec<T>,
+) {
+    let [kd, kh, kw] = geo.kernel;
+    let [s0, s1, s2] = geo.stride;
+    let [d0, d1, d2] = geo.dilation;
+    let p = tile.positions();
+    let wn = tile.wn;
+    let base = tile.w0 * s2;
+    let span = geo.span(wn);
+    let plen = span.div_ceil(s2);
+    let (g0, g1) = groups;
+    // Channels whose groups fall in the range.
+    let per_channel = kd * kh;
+    for c in g0 / per_channel..g1.div_ceil(per_channel) {
+        let xc = xn.index_axis(Axis(0), c);
+        for dd in 0..tile.dn {
+            let d = tile.d0 + dd;
+            for td in 0..kd {
+                let first = (c * kd + td) * kh;
+                if first + kh <= g0 || first >= g1 {
+                    continue;
+                }
+                let plane = xc.index_axis(Axis(0), d * s0 + td * d0);
+                let ih_lo = tile.h0 * s1;
+                let ih_hi = (tile.h0 + tile.hn - 1) * s1 + (kh - 1) * d1;
+                for ih in ih_lo..=ih_hi {
+                    let mut pairs = readers(ih, kh, s1, d1, tile.h0, tile.hn)
+                        .filter(|&(th, _)| (g0..g1).contains(&(first + th)))
+                        .peekable();
+                    if pairs.peek().is_none() {
+                        continue;
+                    }
+                    let cols = plane.slice(s![ih, base..base + span]);
+                    let src = contiguous(cols, rowbuf);
+                    let source = if geo.phase_split {
+                        phases.resize(s2 * plen, T::zero());
+                        for q in 0..s2.min(span) {
+                            for (y, &v) in phases[q * plen..]
+                                .iter_mut()
+                                .zip(src[q..].iter().step_by(s2))
+                            {
+                                *y = v;
+                            }
+                        }
+                        RowSource {
+                            data: &phases[..],
+                            step: 1,
+                            phases: s2,
+                            plen,
+                        }
+                    } else {
+                        RowSource {
+                            data: src,
+                            step: s2,
+                            phases: 1,
+                            plen,
+                        }
+                    };
+                    for (th, h) in pairs {
+                        let col0 = (dd * tile.hn + (h - tile.h0)) * wn;
+                        for tw in 0..kw {
+                            let r = (first + th - g0) * kw + tw;
+                            let at = r * p + col0;
+                            source.copy_tap(tw * d2, &mut panel[at..at + wn]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Channels-last panel: one row per tile position, holding the reduction groups `groups` of
+/// the order `(td, th, tw, c)`; each group is one window row of `kw · C` inputs.
+#[allow(clippy::too_many_arguments)]
+fn gather_channels_last<T: Scalar>(
+    xn: &ArrayView4<'_, T>,
+    tile: &Tile,
+    geo: &Geo,
+    groups: (usize, usize),
+    panel: &mut [T],
+    rowbuf: &mut Vec<T>,
+) {
+    let [kd, kh, kw] = geo.kernel;
+    let [s0, s1, s2] = geo.stride;
+    let [d0, d1, d2] = geo.dilation;
+    let cin = geo.cin;
+    let glen = kw * cin;
+    let (g0, g1) = groups;
+    let len = (g1 - g0) * glen;
+    let base = tile.w0 * s2;
+    let span = geo.span(tile.wn);
+    for dd in 0..tile.dn {
+        let d = tile.d0 + dd;
+        for td in 0..kd {
+            let first = td * kh;
+            if first + kh <= g0 || first >= g1 {
+                continue;
+            }
+            let ih_lo = tile.h0 * s1;
+            let ih_hi = (tile.h0 + tile.hn - 1) * s1 + (kh - 1) * d1;
+            for ih in ih_lo..=ih_hi {
+                let mut pairs = readers(ih, kh, s1, d1, tile.h0, tile.hn)
+                    .filter(|&(th, _)| (g0..g1).contains(&(first + th)))
+                    .peekable();
+                if pairs.peek().is_none() {
+                    continue;
+                }
+                // The row's (C, span) inputs, in memory order (W outer, C inner).
+                let cols = xn.slice(s![.., d * s0 + td * d0, ih, base..base + span]);
+                let src: &[T] = match cols
+                    .to_slice_memory_order()
+                    .filter(|_| cols.strides()[1] == cin as isize || span == 1)
+                {
+                    Some(s) => s,
+                    None => {
+                        rowbuf.resize(cin * span, T::zero());
+                        ArrayViewMut2::from_shape((cin, span).strides((1, cin)), &mut rowbuf[..])
+                            .expect("sized above")
+                            .assign(&cols);
+                        &rowbuf[..]
+                    }
+                };
+                for (th, h) in pairs {
+                    let g = first + th - g0;
+                    let row0 = (dd * tile.hn + (h - tile.h0)) * tile.wn;
+                    for j in 0..tile.wn {
+                        let at = (row0 + j) * len + g * glen;
+                        let dst = &mut panel[at..at + glen];
+                        let from = j * s2 * cin;
+                        if d2 == 1 {
+                            dst.copy_from_slice(&src[from..from + glen]);
+                        } else {
+                            for (tw, chunk) in dst.chunks_exact_mut(cin).enumerate() {
+                                let at = from + tw * d2 * cin;
+                                chunk.copy_from_slice(&src[at..at + cin]);
                             }
                         }
                     }
                 }
-                for o in 0..cout {
-                    let kr = &kmat[o * red..(o + 1) * red];
-                    for (r, win) in col.chunks_exact(red).take(rows).enumerate() {
-                        let p = p0 + r;
-                        let mut acc = T::zero();
-                        for (&a, &b) in win.iter().zip(kr) {
-                            acc += a * b;
-                        }
-                        out[(n, o, p / (oh * ow), (p / ow) % oh, p % ow)] = acc;
-                    }
-                }
-                p0 += rows;
             }
         }
     }
