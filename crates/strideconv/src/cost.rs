@@ -113,10 +113,14 @@ fn parallel_speedup(m: Method, spec: &ConvSpec, threads: usize) -> f64 {
     let t = threads as f64;
     match m {
         Method::Fft | Method::FftFull => {
+            let geom = Geom { stride: spec.stride, dilation: spec.dilation, threads: 1 };
+            let geo = FftGeometry::new(spec.out_spatial(), spec.kernel, &geom, m == Method::Fft);
             if spec.batch >= threads {
                 0.9 * t
-            } else {
+            } else if geo.m.iter().product::<usize>() >= crate::method::fft::PARALLEL_MIN {
                 1.0 + 0.6 * (t - 1.0)
+            } else {
+                1.0 // transforms too small to be spread over threads
             }
         }
         _ => {

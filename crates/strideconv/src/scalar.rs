@@ -153,7 +153,13 @@ pub trait Element: Copy + Send + Sync + 'static {
     /// Narrow a computed result into the output type; integers that do not fit are an error.
     fn to_output(c: Self::Compute) -> Result<Self::Output>;
     /// Narrow a whole computed array (moved, not copied, when the types are the same).
-    fn to_output_array(a: ArrayD<Self::Compute>) -> Result<ArrayD<Self::Output>>;
+    fn to_output_array(a: ArrayD<Self::Compute>) -> Result<ArrayD<Self::Output>> {
+        let mut out = Vec::with_capacity(a.len());
+        for &v in a.iter() {
+            out.push(Self::to_output(v)?);
+        }
+        Ok(ArrayD::from_shape_vec(a.raw_dim(), out).expect("same number of elements"))
+    }
     /// The same array seen as the compute type, when no conversion is needed.
     fn view_compute<D: Dimension>(v: ArrayView<'_, Self, D>) -> Option<ArrayView<'_, Self::Compute, D>>;
 }

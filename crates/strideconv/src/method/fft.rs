@@ -19,7 +19,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use ndarray::{s, ArrayView5, ArrayViewMut5};
+use ndarray::{s, ArrayView5, ArrayViewMut2, ArrayViewMut5, ShapeBuilder};
 use num_complex::{Complex, Complex32, Complex64};
 use num_traits::{Float, One, Zero};
 use rayon::prelude::*;
@@ -147,10 +147,15 @@ macro_rules! complex_fft_scalar {
 complex_fft_scalar!(Complex32, f32);
 complex_fft_scalar!(Complex64, f64);
 
+/// Smallest buffer (complex elements) whose rows, transposes and products are worth
+/// spreading over threads.
+pub(crate) const PARALLEL_MIN: usize = 1 << 16;
+
 /// Run `f(row, scratch)` on every `len`-long row of `buf`, on the pool's threads if asked.
 fn for_rows<F: FftNum>(buf: &mut [C<F>], len: usize, scratch_len: usize, threads: bool, f: impl Fn(&mut [C<F>], &mut [C<F>]) + Sync) {
     let zero = C::new(F::zero(), F::zero());
-    if threads && buf.len() >= 8 * len {
+    // Fanning out costs ~10 µs: only worth it for transforms of some size.
+    if threads && buf.len() >= PARALLEL_MIN && buf.len() >= 8 * len {
         // Rows in batches so one scratch serves several rows.
         let batch = len * (buf.len() / len / 16).max(1);
         buf.par_chunks_mut(batch).for_each_init(|| vec![zero; scratch_len], |scratch, rows| f(rows, scratch));
@@ -173,7 +178,7 @@ fn transpose<F: FftNum>(src: &[C<F>], dst: &mut [C<F>], rows: usize, cols: usize
             }
         }
     };
-    if threads && rows * cols >= 1 << 14 {
+    if threads && rows * cols >= PARALLEL_MIN {
         dst.par_chunks_mut(T * rows).enumerate().for_each(|(i, band)| tile(i * T, band));
     } else {
         for (i, band) in dst.chunks_mut(T * rows).enumerate() {
@@ -358,14 +363,19 @@ impl<T: FftScalar> Setup<'_, T> {
             let first = if a == 1 { row0 } else { 0 };
             avail.saturating_sub(first).min(m[a])
         });
+        if cnt[1] == 0 || cnt[2] == 0 {
+            return;
+        }
         for i0 in 0..cnt[0] {
-            for i1 in 0..cnt[1] {
-                let src = self.x.slice(s![n, c, i0 * q[0] + p[0], (row0 + i1) * q[1] + p[1], p[2]..;q[2]]);
-                let base = (i0 * m[1] + i1) * m[2];
-                for (d, &v) in data[base..base + cnt[2]].iter_mut().zip(src.iter()) {
-                    *d = v;
-                }
-            }
+            // One plane per call: slicing row by row costs more than copying the row.
+            let r0 = row0 * q[1] + p[1];
+            let src = self.x.slice(s![n, c, i0 * q[0] + p[0], r0..;q[1], p[2]..;q[2]]);
+            let src = src.slice(s![..cnt[1], ..cnt[2]]);
+            let base = i0 * m[1] * m[2];
+            let len = (cnt[1] - 1) * m[2] + cnt[2];
+            ArrayViewMut2::from_shape((cnt[1], cnt[2]).strides((m[2], 1)), &mut data[base..base + len])
+                .expect("the transform buffer holds the phase")
+                .assign(&src);
         }
     }
 
@@ -512,7 +522,7 @@ fn multiply_add<F: FftNum>(acc: &mut [C<F>], a: &[C<F>], b: &[C<F>], threads: bo
         }
     };
     const CHUNK: usize = 1 << 14;
-    if threads && acc.len() > CHUNK {
+    if threads && acc.len() >= PARALLEL_MIN {
         acc.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(body);
     } else {
         body((acc, (a, b)));
