@@ -4,8 +4,11 @@ use std::time::Instant;
 use ndarray::{ArrayD, IxDyn};
 use strideconv::{ConvSpec, Layout, Method, Options, Plan};
 
+/// Input shape, kernel shape, channel axis, stride.
+type Case = (&'static [usize], &'static [usize], Option<usize>, usize);
+
 fn main() {
-    let cases: &[(&[usize], &[usize], Option<usize>, usize)] =
+    let cases: &[Case] =
         &[(&[512, 512, 5], &[64, 64, 5], Some(2), 2), (&[256, 256, 10], &[3, 3, 10], Some(2), 5), (&[512, 512], &[65, 65], None, 2)];
     for &(xs, ks, ca, s) in cases {
         let layout = Layout::Signal { channel_axis: ca, kernel_broadcast: false };

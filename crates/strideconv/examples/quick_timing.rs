@@ -15,9 +15,12 @@ fn data(shape: &[usize], seed: u64) -> ArrayD<f64> {
     })
 }
 
+/// Input shape, kernel shape, channel axis, stride.
+type Case = (&'static [usize], &'static [usize], Option<usize>, usize);
+
 fn main() {
     let threads = std::env::args().nth(1).and_then(|a| a.parse().ok());
-    let cases: &[(&[usize], &[usize], Option<usize>, usize)] = &[
+    let cases: &[Case] = &[
         (&[512, 512], &[3, 3], None, 2),
         (&[512, 512], &[9, 9], None, 2),
         (&[512, 512], &[33, 33], None, 2),

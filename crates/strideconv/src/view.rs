@@ -110,7 +110,7 @@ pub(crate) fn prepare_input<'a, E: Element>(
     x: ArrayView5<'a, E>,
 ) -> ndarray::CowArray<'a, E::Compute, Ix5> {
     if !spec.is_padded() {
-        if let Some(v) = E::view_compute(x.clone()) {
+        if let Some(v) = E::view_compute(x) {
             return v.into();
         }
         return x.mapv(E::to_compute).into();
@@ -174,7 +174,10 @@ pub(crate) fn has_non_finite<T: Scalar>(a: &ArrayView5<'_, T>) -> bool {
             let tail = chunks.remainder();
             for c in chunks {
                 for i in 0..8 {
-                    acc[i] += c[i] - c[i];
+                    // Deliberately `v − v`: zero unless v is NaN or infinite.
+                    #[allow(clippy::eq_op)]
+                    let probe = c[i] - c[i];
+                    acc[i] += probe;
                 }
             }
             !(acc.iter().chain(tail).all(|v| v.is_finite()))

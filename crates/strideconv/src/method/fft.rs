@@ -516,16 +516,16 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
 
 /// `acc += a · b`, elementwise.
 fn multiply_add<F: FftNum>(acc: &mut [C<F>], a: &[C<F>], b: &[C<F>], threads: bool) {
-    let body = |(acc, (a, b)): (&mut [C<F>], (&[C<F>], &[C<F>]))| {
+    fn body<F: FftNum>(acc: &mut [C<F>], a: &[C<F>], b: &[C<F>]) {
         for ((y, &u), &v) in acc.iter_mut().zip(a).zip(b) {
             *y = *y + u * v;
         }
-    };
+    }
     const CHUNK: usize = 1 << 14;
     if threads && acc.len() >= PARALLEL_MIN {
-        acc.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(body);
+        acc.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(|(y, (u, v))| body(y, u, v));
     } else {
-        body((acc, (a, b)));
+        body(acc, a, b);
     }
 }
 

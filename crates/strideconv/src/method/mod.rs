@@ -57,8 +57,11 @@ pub(crate) trait Algorithm<T: Scalar>: Send + Sync {
 }
 
 /// The thread pool for `threads` workers, built once per count and shared.
+/// Thread pools by thread count.
+type Pools = Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>>;
+
 pub(crate) fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
-    static POOLS: OnceLock<Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>>> = OnceLock::new();
+    static POOLS: OnceLock<Pools> = OnceLock::new();
     let pools = POOLS.get_or_init(|| Mutex::new(Vec::new()));
     let mut pools = pools.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
@@ -131,18 +134,18 @@ pub(crate) fn drive<T: Scalar>(
     let mut blocks = Vec::new();
     for (n, out_n) in chunks(out.view_mut(), 0, 1).into_iter().enumerate() {
         for (gi, out_g) in chunks(out_n, 1, cout_g).into_iter().enumerate() {
-            let x_g = x.clone().slice_move(s![n..n + 1, gi * cin_g..(gi + 1) * cin_g, .., .., ..]);
+            let x_g = x.slice_move(s![n..n + 1, gi * cin_g..(gi + 1) * cin_g, .., .., ..]);
             for (ci, out_c) in chunks(out_g, 1, ch_chunk).into_iter().enumerate() {
                 let c0 = gi * cout_g + ci * ch_chunk;
-                let k_c = k.clone().slice_move(s![c0..c0 + out_c.shape()[1], .., .., .., ..]);
+                let k_c = k.slice_move(s![c0..c0 + out_c.shape()[1], .., .., .., ..]);
                 for (di, out_d) in chunks(out_c, 2, d_chunk).into_iter().enumerate() {
                     for (hi, out_h) in chunks(out_d, 3, h_chunk).into_iter().enumerate() {
                         let (d0, h0) = (di * d_chunk, hi * h_chunk);
                         let dl = g.input_len(0, out_h.shape()[2], kd);
                         let hl = g.input_len(1, out_h.shape()[3], kh);
                         let (xd0, xh0) = (d0 * g.stride[0], h0 * g.stride[1]);
-                        let x_b = x_g.clone().slice_move(s![.., .., xd0..xd0 + dl, xh0..xh0 + hl, ..]);
-                        blocks.push((x_b, k_c.clone(), out_h));
+                        let x_b = x_g.slice_move(s![.., .., xd0..xd0 + dl, xh0..xh0 + hl, ..]);
+                        blocks.push((x_b, k_c, out_h));
                     }
                 }
             }
