@@ -1,7 +1,8 @@
 //! Quick side-by-side table of the CNN layers: best-of-N time per method and thread count,
 //! GFLOP/s, and seconds per multiply-add (what the planner's cost model is calibrated with).
 //!
-//! `cargo bench -p strideconv --bench layers [-- REPEATS [FILTER [METHOD]]]`. Best-of-N rather than
+//! `cargo bench -p strideconv --bench layers [-- REPEATS [FILTER [METHOD|all [THREADS]]]]`, where
+//! FILTER matches "dtype name", e.g. `"float32 128x"`. Best-of-N rather than
 //! criterion's statistics: on a shared machine the fastest run is the least disturbed one.
 
 use std::time::Instant;
@@ -10,7 +11,7 @@ use ndarray::{ArrayD, IxDyn};
 use strideconv::{ConvSpec, Element, Layout, Method, Options, Padding, Plan, Scalar};
 
 /// (name, cin, cout, size, kernel, stride, pad, channels_last), batch 1 unless the name says.
-const LAYERS: [(&str, usize, usize, usize, usize, usize, usize, usize, bool); 9] = [
+const LAYERS: [(&str, usize, usize, usize, usize, usize, usize, usize, bool); 12] = [
     ("64x64_3x3_s1_56", 1, 64, 64, 56, 3, 1, 1, false),
     ("128x128_3x3_s2_28", 1, 128, 128, 28, 3, 2, 1, false),
     ("256x256_1x1_14", 1, 256, 256, 14, 1, 1, 0, false),
@@ -20,6 +21,20 @@ const LAYERS: [(&str, usize, usize, usize, usize, usize, usize, usize, bool); 9]
     ("64x64_3x3_s1_56_b8", 8, 64, 64, 56, 3, 1, 1, false),
     ("64x64_3x3_s1_56_nhwc", 1, 64, 64, 56, 3, 1, 1, true),
     ("1024_cubed_1x1_32", 1, 1024, 1024, 32, 1, 1, 0, false),
+    // Kernel == stride: a ViT patch embedding and a 2×2 downsampling, both layouts.
+    (
+        "patch_3x768_16x16_s16_224",
+        1,
+        3,
+        768,
+        224,
+        16,
+        16,
+        0,
+        false,
+    ),
+    ("down_64x128_2x2_s2_56", 1, 64, 128, 56, 2, 2, 0, false),
+    ("down_64x128_2x2_s2_56_nhwc", 1, 64, 128, 56, 2, 2, 0, true),
 ];
 
 fn data<T: Scalar>(shape: &[usize], seed: u64) -> ArrayD<T> {
@@ -47,9 +62,10 @@ fn layers<T: Scalar + Element<Compute = T, Output = T>>(
     repeats: usize,
     filter: &str,
     only: Option<Method>,
+    thread_counts: &[usize],
 ) {
     for &(name, batch, cin, cout, size, kernel, stride, pad, nhwc) in &LAYERS {
-        if !name.contains(filter) {
+        if !format!("{} {name}", T::NAME).contains(filter) {
             continue;
         }
         let xs = if nhwc {
@@ -75,7 +91,7 @@ fn layers<T: Scalar + Element<Compute = T, Output = T>>(
         .unwrap();
         let macs = spec.macs();
         let mut line = format!("{:8} {name:22}", T::NAME);
-        for threads in [1, 2] {
+        for &threads in thread_counts {
             for method in [Method::Direct, Method::Im2col] {
                 if only.is_some_and(|m| m != method) {
                     continue;
@@ -106,7 +122,12 @@ fn main() {
     let filter = args.get(1).map_or("", String::as_str);
     let only = args
         .get(2)
+        .filter(|m| *m != "all")
         .map(|m| m.parse::<Method>().expect("a method name"));
-    layers::<f32>(repeats, filter, only);
-    layers::<f64>(repeats, filter, only);
+    let threads: Vec<usize> = match args.get(3) {
+        Some(t) => vec![t.parse().expect("a thread count")],
+        None => vec![1, 2],
+    };
+    layers::<f32>(repeats, filter, only, &threads);
+    layers::<f64>(repeats, filter, only, &threads);
 }

@@ -26,6 +26,8 @@ use ndarray::{
     Axis, CowArray, Ix2, ShapeBuilder, Zip,
 };
 use rayon::prelude::*;
+use std::any::Any;
+use std::cell::RefCell;
 
 use super::{Algorithm, Geom, Tiling};
 use crate::kernels;
@@ -41,6 +43,9 @@ const MAX_PANEL_BYTES: usize = 8 << 20;
 /// Fewest output positions per tile worth a GEMM call (below this, the micro-kernel's edge
 /// handling and the kernel matrix's packing dominate).
 const MIN_TILE: usize = 64;
+/// Narrowest tile row for which phase-splitting strided input rows pays (see
+/// [`gather_channels_first`]).
+const PHASE_SPLIT_MIN_WIDTH: usize = 32;
 
 /// Everything about the problem the gather needs, resolved once per block.
 #[derive(Clone, Copy, Debug)]
@@ -152,6 +157,34 @@ struct Scratch<T> {
     phases: Vec<T>,
     /// The product of one tile, when its output view is not one strided matrix.
     out: Vec<T>,
+}
+
+thread_local! {
+    /// The last [`Scratch`] used on this thread, of whatever element type.
+    static SCRATCH: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+/// Run `f` with this thread's scratch buffers, kept between calls: a panel freed and
+/// allocated again on every call makes the allocator return memory to the system and
+/// fault it back in, which cost up to 40% of a mid-sized layer here. What is kept is one
+/// panel-sized set per thread (dropped instead when a huge reduction made it larger).
+fn with_scratch<T: Scalar, R>(f: impl FnOnce(&mut Scratch<T>) -> R) -> R {
+    // Taken out rather than borrowed: `f` may run rayon jobs, and a job stolen onto this
+    // thread may come back here; it then starts from empty buffers.
+    let kept = SCRATCH.with(|c| c.borrow_mut().take());
+    let mut scratch = kept
+        .and_then(|b| b.downcast::<Scratch<T>>().ok())
+        .map_or_else(Scratch::default, |b| *b);
+    let result = f(&mut scratch);
+    let bytes = std::mem::size_of::<T>()
+        * (scratch.panel.capacity()
+            + scratch.row.capacity()
+            + scratch.phases.capacity()
+            + scratch.out.capacity());
+    if bytes <= 2 * PANEL_BYTES {
+        SCRATCH.with(|c| *c.borrow_mut() = Some(Box::new(scratch)));
+    }
+    result
 }
 
 impl<T> Default for Scratch<T> {
@@ -374,16 +407,15 @@ fn tiled<T: Scalar>(
         }
     }
     if by_tiles {
-        tiles
-            .into_par_iter()
-            .for_each_init(Scratch::default, |scratch, (tile, view)| {
-                run_tile(&xn, kmat, view, &tile, geo, &cut, scratch, 1);
-            });
+        tiles.into_par_iter().for_each(|(tile, view)| {
+            with_scratch(|scratch| run_tile(&xn, kmat, view, &tile, geo, &cut, scratch, 1));
+        });
     } else {
-        let mut scratch = Scratch::default();
-        for (tile, view) in tiles {
-            run_tile(&xn, kmat, view, &tile, geo, &cut, &mut scratch, threads);
-        }
+        with_scratch(|scratch| {
+            for (tile, view) in tiles {
+                run_tile(&xn, kmat, view, &tile, geo, &cut, scratch, threads);
+            }
+        });
     }
 }
 
@@ -525,6 +557,9 @@ fn gather_channels_first<T: Scalar>(
     let span = geo.span(wn);
     let plen = span.div_ceil(s2);
     let (g0, g1) = groups;
+    // Short rows copy faster straight from the strided input than through a phase split
+    // and a call to memcpy per tap.
+    let split = geo.phase_split && wn >= PHASE_SPLIT_MIN_WIDTH;
     // Channels whose groups fall in the range.
     let per_channel = kd * kh;
     for c in g0 / per_channel..g1.div_ceil(per_channel) {
@@ -537,6 +572,39 @@ fn gather_channels_first<T: Scalar>(
                     continue;
                 }
                 let plane = xc.index_axis(Axis(0), d * s0 + td * d0);
+                // Rows as plain sub-slices when the plane is one block (the usual case), which
+                // spares a view per row; else each row is viewed (and copied if not contiguous),
+                // and phase-split when that pays.
+                let flat = plane.to_slice();
+                let row_len = plane.shape()[1];
+                if let (Some(f), false) = (flat, split) {
+                    // Straight from the plane, one panel row (tap) at a time: a run per output
+                    // row, contiguous at stride 1, a strided read otherwise.
+                    for th in 0..kh {
+                        let g = first + th;
+                        if g < g0 || g >= g1 {
+                            continue;
+                        }
+                        for tw in 0..kw {
+                            let r = (g - g0) * kw + tw;
+                            let at = r * p + dd * tile.hn * wn;
+                            let runs = panel[at..at + tile.hn * wn].chunks_exact_mut(wn);
+                            for (hi, run) in runs.enumerate() {
+                                let start =
+                                    ((tile.h0 + hi) * s1 + th * d1) * row_len + base + tw * d2;
+                                if s2 == 1 {
+                                    run.copy_from_slice(&f[start..start + wn]);
+                                } else {
+                                    for (y, &v) in run.iter_mut().zip(f[start..].iter().step_by(s2))
+                                    {
+                                        *y = v;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    continue;
+                }
                 let ih_lo = tile.h0 * s1;
                 let ih_hi = (tile.h0 + tile.hn - 1) * s1 + (kh - 1) * d1;
                 for ih in ih_lo..=ih_hi {
@@ -546,9 +614,11 @@ fn gather_channels_first<T: Scalar>(
                     if pairs.peek().is_none() {
                         continue;
                     }
-                    let cols = plane.slice(s![ih, base..base + span]);
-                    let src = contiguous(cols, rowbuf);
-                    let source = if geo.phase_split {
+                    let src = match flat {
+                        Some(f) => &f[ih * row_len + base..ih * row_len + base + span],
+                        None => contiguous(plane.slice(s![ih, base..base + span]), rowbuf),
+                    };
+                    let source = if split {
                         phases.resize(s2 * plen, T::zero());
                         for q in 0..s2.min(span) {
                             for (y, &v) in phases[q * plen..]
