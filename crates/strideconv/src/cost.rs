@@ -17,18 +17,26 @@ use crate::spec::{extent, ConvSpec};
 /// Seconds per unit of the counted quantities, single-threaded (development machine).
 mod unit {
     /// One vector fused multiply-add in the direct kernel (load + FMA, L1/L2 resident).
-    pub const DIRECT_VFMA: f64 = 2.5e-10;
+    pub const DIRECT_VFMA: f64 = 3.2e-10;
+    /// Least cost of one kernel tap on one register chunk of an output row (loading the
+    /// tap's offset and weight), whatever the chunk's width.
+    pub const DIRECT_TAP: f64 = 2.8e-9;
     /// One element copied into the direct kernel's phase-split buffers.
     pub const COPY: f64 = 1.0e-9;
-    /// One scalar multiply-add of shift-and-add over strided slices.
+    /// One scalar multiply-add of shift-and-add over strided slices, and the slicing of
+    /// one tap.
     pub const SHIFT_ADD_MAC: f64 = 4.9e-10;
+    pub const SHIFT_ADD_TAP: f64 = 4.0e-8;
     /// One scalar multiply-add of the generic im2col path, and one gathered element.
     pub const IM2COL_MAC: f64 = 1.0e-9;
     pub const GATHER: f64 = 1.5e-9;
     /// One multiply-add of the naive loop.
-    pub const NAIVE_MAC: f64 = 0.6e-9;
+    pub const NAIVE_MAC: f64 = 1.5e-9;
     /// One FFT butterfly unit (n·log2 n per transform of n points, real transforms halved).
     pub const FFT_UNIT: f64 = 1.3e-10;
+    /// Fixed costs of one transform (buffer set-up) and of one FFT call (plans, allocations).
+    pub const FFT_TRANSFORM: f64 = 0.5e-6;
+    pub const FFT_CALL: f64 = 4.0e-6;
     /// One complex multiply-add of spectra.
     pub const SPECTRUM_MAC: f64 = 1.5e-9;
     /// Fixed cost of a call, and of waking the thread pool.
@@ -92,7 +100,10 @@ pub(crate) fn estimate<T: Scalar>(m: Method, spec: &ConvSpec, threads: usize, sc
         }
         Method::Naive => spec.macs() * unit::NAIVE_MAC * kind_factor::<T>(),
         Method::Direct => direct::<T>(spec),
-        Method::ShiftAdd => spec.macs() * unit::SHIFT_ADD_MAC * kind_factor::<T>(),
+        Method::ShiftAdd => {
+            let taps = (spec.batch * spec.out_channels * spec.in_channels / spec.groups) as f64 * spec.kernel.iter().product::<usize>() as f64;
+            spec.macs() * unit::SHIFT_ADD_MAC * kind_factor::<T>() + taps * unit::SHIFT_ADD_TAP
+        }
         Method::Im2col => {
             let out_points = spec.out_spatial().iter().product::<usize>() as f64 * spec.batch as f64;
             spec.macs() * unit::IM2COL_MAC * kind_factor::<T>() + out_points * spec.reduction_len() as f64 * spec.groups as f64 * unit::GATHER
@@ -125,7 +136,7 @@ fn parallel_speedup(m: Method, spec: &ConvSpec, threads: usize) -> f64 {
         }
         _ => {
             let rows = (spec.batch * spec.out_channels * spec.out_spatial()[0] * spec.out_spatial()[1]) as f64;
-            0.9 * t.min(rows)
+            0.8 * t.min(rows)
         }
     }
 }
@@ -138,28 +149,33 @@ fn direct<T: Scalar>(spec: &ConvSpec) -> f64 {
     let chunk = if ow * 2 <= elems { ow.next_power_of_two().clamp(4, elems.max(4)) } else { elems };
     let padded_ow = ow.div_ceil(chunk) * chunk;
     let rows = (spec.batch * spec.out_channels * od * oh) as f64;
-    let vfmas = rows * (padded_ow as f64 / lanes::<T>()).max(1.0) * cin * (kd * kh * kw) as f64;
-    // Copies: every output row's input rows once (chunks share little), all phases.
+    let chunk_taps = rows * cin * (kd * kh * kw) as f64 * (padded_ow / chunk) as f64;
+    let per_chunk_tap = ((chunk as f64 / lanes::<T>()).max(1.0) * unit::DIRECT_VFMA * direct_kind_factor::<T>()).max(unit::DIRECT_TAP);
+    // Copies: the input rows of every chunk of output rows (at least 8 rows a chunk), all phases.
     let xw = (ow - 1) * spec.stride[2] + extent(kw, spec.dilation[2]);
-    let copied = (spec.batch * od * oh * spec.stride[1] * spec.in_channels * kd * xw) as f64;
+    let rows_copied = oh * spec.stride[1] + oh.div_ceil(8) * extent(kh, spec.dilation[1]);
+    let copied = (spec.batch * od * rows_copied * spec.in_channels * kd * xw) as f64;
     // Working set of one output row beyond L2 costs cache misses on every tap.
     let ws = cin * (kd * kh) as f64 * (xw + kernels::PAD) as f64 * elem_bytes::<T>() as f64;
     let cache = 1.0 + (ws / (1 << 20) as f64).min(8.0) * 0.5;
-    vfmas * unit::DIRECT_VFMA * direct_kind_factor::<T>() * cache + copied * unit::COPY
+    chunk_taps * per_chunk_tap * cache + copied * unit::COPY
 }
 
 fn fft<T: Scalar>(spec: &ConvSpec, polyphase: bool) -> f64 {
     let geom = Geom { stride: spec.stride, dilation: spec.dilation, threads: 1 };
-    let geo = FftGeometry::new(spec.out_spatial(), spec.kernel, &geom, polyphase);
-    let points = geo.m.iter().product::<usize>() as f64;
     let real = T::KIND == Kind::Real;
+    let out = spec.out_spatial();
+    let (band, geo) = FftGeometry::banded(out, spec.kernel, &geom, polyphase, real);
+    let bands = out[1].div_ceil(band) as f64;
+    let points = geo.m.iter().product::<usize>() as f64;
     let spectrum = if real { points / 2.0 } else { points };
     let bytes = spectrum * 2.0 * elem_bytes::<T>() as f64 / if real { 1.0 } else { 2.0 };
     let cache = 1.0 + bytes / (512 << 10) as f64;
-    let per_transform = spectrum * points.log2().max(1.0) * unit::FFT_UNIT * cache + points * unit::COPY * 0.5;
+    let per_transform = spectrum * points.log2().max(1.0) * unit::FFT_UNIT * cache + points * unit::COPY * 0.5 + unit::FFT_TRANSFORM;
     let live = geo.live_phases(spec.kernel, &geom) as f64;
     let (cin_g, cout_g) = ((spec.in_channels / spec.groups) as f64, (spec.out_channels / spec.groups) as f64);
-    let per_image = spec.groups as f64 * (live * cin_g * (1.0 + cout_g) + cout_g) * per_transform
-        + spec.groups as f64 * live * cin_g * cout_g * spectrum * unit::SPECTRUM_MAC;
-    spec.batch as f64 * per_image
+    // Kernel spectra once per call; input spectra, products and inverses once per band.
+    let kernels = live * cin_g * cout_g * per_transform;
+    let per_band = (live * cin_g + cout_g) * per_transform + live * cin_g * cout_g * spectrum * unit::SPECTRUM_MAC;
+    spec.batch as f64 * spec.groups as f64 * (kernels + bands * per_band) + unit::FFT_CALL
 }

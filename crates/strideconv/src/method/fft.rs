@@ -77,6 +77,27 @@ impl FftGeometry {
         FftGeometry { phases, step, klen, m }
     }
 
+    /// Overlap-save bands along H: the output rows per band and the band's geometry. Bands
+    /// keep a spectrum within L2 when the kernel is short against the band, else within
+    /// `BAND_SPECTRUM`; never fewer than one row.
+    pub fn banded(out: [usize; SPATIAL], kernel: [usize; SPATIAL], g: &Geom, polyphase: bool, real: bool) -> (usize, Self) {
+        let whole = Self::new(out, kernel, g, polyphase);
+        let oh = out[1];
+        let spectrum_row = whole.m[0] * if real { whole.m[2] / 2 + 1 } else { whole.m[2] };
+        let band_rows = |budget: usize| {
+            let max_m1 = (budget / spectrum_row.max(1)).max(1);
+            if whole.m[1] <= max_m1 {
+                oh
+            } else {
+                // Rows r with (r-1)·step + klen ≤ max_m1, at least one.
+                (max_m1.saturating_sub(whole.klen[1]) / whole.step[1] + 1).clamp(1, oh)
+            }
+        };
+        let small = band_rows(BAND_L2);
+        let band = if small == oh || small * whole.step[1] >= 4 * whole.klen[1] { small } else { band_rows(BAND_SPECTRUM) };
+        (band, Self::new([out[0], band, out[2]], kernel, g, polyphase))
+    }
+
     /// Number of phase combinations with a non-empty kernel part.
     pub fn live_phases(&self, kernel: [usize; SPATIAL], g: &Geom) -> usize {
         (0..SPATIAL).map(|a| self.phases[a].min(extent(kernel[a], g.dilation[a]))).product()
@@ -336,6 +357,9 @@ impl<T: FftScalar> Work<T> {
 /// Spectrum elements a band's transforms may use (4 MiB of complex f64 per buffer; a run
 /// holds about ten such buffers).
 const BAND_SPECTRUM: usize = 1 << 18;
+/// A band whose spectrum fits L2 (1 MiB of complex f64), preferred when the overlap between
+/// bands (the kernel's length) is small against the band.
+const BAND_L2: usize = 1 << 16;
 /// Above this many elements, kernel spectra are recomputed per band instead of kept.
 const KEPT_KERNEL_SPECTRA: usize = 1 << 24;
 
@@ -410,18 +434,7 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
         let [nb, cout, od, oh, ow] = *out.shape() else { unreachable!() };
         let cin = k.shape()[1];
         let kernel = [k.shape()[2], k.shape()[3], k.shape()[4]];
-        // Overlap-save bands along H: as many output rows per band as keep one spectrum
-        // within BAND_SPECTRUM (but never fewer than one row).
-        let whole = FftGeometry::new([od, oh, ow], kernel, g, self.polyphase);
-        let spectrum_row = whole.m[0] * if T::REAL { whole.m[2] / 2 + 1 } else { whole.m[2] };
-        let max_m1 = (BAND_SPECTRUM / spectrum_row.max(1)).max(1);
-        let band = if whole.m[1] <= max_m1 {
-            oh
-        } else {
-            // Rows r with (r-1)·step + klen ≤ max_m1, at least one.
-            (max_m1.saturating_sub(whole.klen[1]) / whole.step[1] + 1).clamp(1, oh)
-        };
-        let geo = FftGeometry::new([od, band, ow], kernel, g, self.polyphase);
+        let (band, geo) = FftGeometry::banded([od, oh, ow], kernel, g, self.polyphase, T::REAL);
         let m = geo.m;
         let size = m[0] * m[1] * m[2];
         let t = self.transforms(m, T::REAL, g.threads > 1);
