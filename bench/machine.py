@@ -138,3 +138,36 @@ def cpu_description() -> str:
     except OSError:
         pass
     return f"{name}, {os.cpu_count()} logical CPUs"
+
+
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds spent busy by the whole machine since boot (/proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds used by this process and its finished children (the peaks binary)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class OtherLoad:
+    """How many CPUs other processes kept busy, on average, between start() and cores()."""
+
+    def __init__(self) -> None:
+        self.machine = busy_cpu_seconds()
+        self.own = own_cpu_seconds()
+        self.wall = time.perf_counter()
+
+    def cores(self) -> float | None:
+        machine = busy_cpu_seconds()
+        if machine is None or self.machine is None:
+            return None
+        others = (machine - self.machine) - (own_cpu_seconds() - self.own)
+        return max(others, 0.0) / (time.perf_counter() - self.wall)

@@ -128,6 +128,28 @@ def cap_line(meta: dict) -> str:
     )
 
 
+def fmt_cores(cores: float | None) -> str:
+    return "an unknown number of" if cores is None else f"{cores:.2f}"
+
+
+def load_warning(meta: dict) -> list[str]:
+    """A loud note when other work shared the CPU: then the numbers are not trustworthy."""
+    others = meta["other_cores"]
+    if others is None or others < 0.2:
+        return []
+    return [
+        (
+            f"> **Warning: the machine was busy during this run: other processes kept "
+            f"{others:.2f} of its {meta['cpus']} CPUs busy on average.** Times are noisy, and "
+            "peers whose threads "
+            "meet at barriers (torch's OpenMP) can be slowed many-fold when another process "
+            "holds a core. Treat every ratio and verdict below as provisional; rerun on an idle "
+            "machine."
+        ),
+        "",
+    ]
+
+
 def header_section(meta: dict, peaks: Peaks) -> list[str]:
     lines = [
         "# Benchmarks: strideconv against the peers",
@@ -138,13 +160,15 @@ def header_section(meta: dict, peaks: Peaks) -> list[str]:
         meta["command"],
         "```",
         "",
+        *load_warning(meta),
         (
             f"- Date: {meta['date']}; commit `{meta['commit']}`; mode: {meta['mode']}; "
             f"wall time {meta['wall']:.0f} s."
         ),
         (
             f"- Machine: {meta['cpu']}. Load average at start {meta['load_start']}, "
-            f"at end {meta['load_end']}."
+            f"at end {meta['load_end']} (this run included); other processes used "
+            f"{fmt_cores(meta['other_cores'])} CPUs on average during the run (/proc/stat)."
         ),
         f"- BLAS (threadpoolctl): {meta['blas']}.",
         f"- strideconv: {meta['strideconv']}. Peers: {meta['peers']}.",
@@ -491,9 +515,11 @@ NOT_MEASURED = (
 
 
 def summary_section(
-    seed_rows, layer_rows, stream_rows, overhead, peaks: Peaks, not_run: dict
+    seed_rows, layer_rows, stream_rows, overhead, peaks: Peaks, not_run: dict, busy: bool
 ) -> list[str]:
     lines = ["## Summary against the targets (PERFORMANCE.md)", ""]
+    if busy:
+        lines += ["*Provisional: measured on a busy machine (see the warning at the top).*", ""]
     lines += [TARGET_1, seed_target(seed_rows, 2), seed_target(seed_rows, 1), ""]
     lines += ["**Target 2** (CNN layers, 2 threads):", *layer_target(layer_rows), ""]
     lines += ["**Target 3** (roofline):", *roofline_target(layer_rows, stream_rows, peaks), ""]

@@ -97,11 +97,16 @@ def git_commit() -> str:
         return "unknown"
 
 
-def load_average() -> str:
+def load_average() -> tuple[float, ...]:
+    """The 1-, 5- and 15-minute load averages, or () where the OS does not tell."""
     try:
-        return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+        return os.getloadavg()
     except OSError:
-        return "unknown"
+        return ()
+
+
+def fmt_load(load: tuple[float, ...]) -> str:
+    return ", ".join(f"{v:.2f}" for v in load) or "unknown"
 
 
 def describe_peers() -> str:
@@ -116,6 +121,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     load_start = load_average()
+    other_load = machine.OtherLoad()
     for name in OPENBLAS_OVERRIDES:
         if name in os.environ:
             families.progress(
@@ -135,6 +141,7 @@ def main(argv=None) -> int:
     layer_rows = families.run_layers(layer_cells, settings)
     stream_rows = families.run_stream(stream_cells, settings)
     overhead = families.run_overhead() if "overhead" in args.only else []
+    load_end = load_average()
     families.progress("[peaks] again, at the end")
     peaks = machine.best_of(peaks, machine.measure_peaks())
 
@@ -146,8 +153,10 @@ def main(argv=None) -> int:
         + ("" if len(args.only) == len(FAMILIES) else f" (only {', '.join(args.only)})"),
         "wall": time.perf_counter() - started,
         "cpu": machine.cpu_description(),
-        "load_start": load_start,
-        "load_end": load_average(),
+        "load_start": fmt_load(load_start),
+        "load_end": fmt_load(load_end),
+        "other_cores": other_load.cores(),
+        "cpus": os.cpu_count(),
         "numpy": np.__version__,
         "blas": machine.blas_description(),
         "strideconv": ours.version(),
