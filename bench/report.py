@@ -536,7 +536,10 @@ def write_report(
 ) -> None:
     """Write the whole BENCHMARKS.md."""
     lines = header_section(meta, peaks)
-    lines += summary_section(seed_rows, layer_rows, stream_rows, overhead, peaks, meta["not_run"])
+    busy = bool(load_warning(meta))
+    lines += summary_section(
+        seed_rows, layer_rows, stream_rows, overhead, peaks, meta["not_run"], busy
+    )
     if seed_rows:
         lines += seed_section(seed_rows, peaks)
     if layer_rows:
