@@ -22,8 +22,8 @@
 //! by a plain loop over the same panel, so integers are never routed through floats.
 
 use ndarray::{
-    s, ArrayView1, ArrayView2, ArrayView4, ArrayView5, ArrayViewMut2, ArrayViewMut4, ArrayViewMut5,
-    Axis, CowArray, Ix2, ShapeBuilder, Zip,
+    s, ArrayView1, ArrayView2, ArrayView3, ArrayView4, ArrayView5, ArrayViewMut2, ArrayViewMut4,
+    ArrayViewMut5, Axis, CowArray, Ix2, ShapeBuilder, Zip,
 };
 use rayon::prelude::*;
 use std::any::Any;
@@ -442,25 +442,45 @@ fn run_tile<T: Scalar>(
     // Multiply straight into the output when its positions are one strided axis (both
     // NCDHW and NDHWC outputs are), else into a buffer copied out at the end.
     let merged = merge_positions_mut(&mut view);
-    let direct = merged.is_some();
-    let mut dst = merged.unwrap_or_else(|| {
-        out.resize(geo.cout * p, T::zero());
-        ArrayViewMut2::from_shape((geo.cout, p), &mut out[..geo.cout * p]).expect("sized above")
-    });
+    // When positions are the output's faster axis (NCDHW), gemm takes them as its rows and
+    // reads a channels-first panel in place only if their count is a multiple of the SIMD
+    // width; otherwise it copies the whole panel once more. Padding the panel's rows to that
+    // multiple (junk columns, whose products land in discarded rows) and copying the much
+    // smaller product out is cheaper.
+    let lanes = (64 / std::mem::size_of::<T>()).max(1);
+    let positions_fast = merged
+        .as_ref()
+        .is_none_or(|d| d.strides()[1].unsigned_abs() < d.strides()[0].unsigned_abs());
+    let ld =
+        if !geo.channels_last && positions_fast && p % lanes != 0 && kernels::gemm_supported::<T>()
+        {
+            p.next_multiple_of(lanes)
+        } else {
+            p
+        };
+    let (mut dst, direct) = match merged {
+        Some(d) if ld == p => (d, true),
+        _ => {
+            out.resize(geo.cout * ld, T::zero());
+            let d = ArrayViewMut2::from_shape((geo.cout, ld), &mut out[..geo.cout * ld])
+                .expect("sized above");
+            (d, false)
+        }
+    };
     let mut g0 = 0;
     while g0 < total_groups {
         let g1 = (g0 + cut.groups).min(total_groups);
         let len = (g1 - g0) * glen;
-        if panel.len() < len * p {
-            panel.resize(len * p, T::zero());
+        if panel.len() < len * ld {
+            panel.resize(len * ld, T::zero());
         }
-        let panel = &mut panel[..len * p];
+        let panel = &mut panel[..len * ld];
         let rhs = if geo.channels_last {
             gather_channels_last(xn, tile, geo, (g0, g1), panel, row);
             ArrayView2::from_shape((len, p).strides((1, len)), panel).expect("sized above")
         } else {
-            gather_channels_first(xn, tile, geo, (g0, g1), panel, row, phases);
-            ArrayView2::from_shape((len, p), panel).expect("sized above")
+            gather_channels_first(xn, tile, geo, (g0, g1), ld, panel, row, phases);
+            ArrayView2::from_shape((len, ld), panel).expect("sized above")
         };
         let lhs = kmat.slice(s![.., g0 * glen..g1 * glen]);
         if g0 == 0 && g1 == total_groups {
@@ -472,9 +492,11 @@ fn run_tile<T: Scalar>(
         g0 = g1;
     }
     if !direct {
-        let shape = (geo.cout, tile.dn, tile.hn, tile.wn);
-        let product = ArrayView4::from_shape(shape, &out[..geo.cout * p]).expect("sized above");
-        view.assign(&product);
+        let shape = (tile.dn, tile.hn, tile.wn);
+        for (o, mut channel) in view.outer_iter_mut().enumerate() {
+            let row = &out[o * ld..o * ld + p];
+            channel.assign(&ArrayView3::from_shape(shape, row).expect("p positions"));
+        }
     }
 }
 
@@ -536,14 +558,15 @@ fn contiguous<'a, T: Scalar>(row: ArrayView1<'a, T>, buf: &'a mut Vec<T>) -> &'a
     }
 }
 
-/// Channels-first panel: row `r = ((c·kd + td)·kh + th)·kw + tw` (relative to the first of
-/// the reduction groups `groups`), one column per tile position.
+/// Channels-first panel, rows `ld` apart: row `r = ((c·kd + td)·kh + th)·kw + tw` (relative
+/// to the first of the reduction groups `groups`), one column per tile position.
 #[allow(clippy::too_many_arguments)]
 fn gather_channels_first<T: Scalar>(
     xn: &ArrayView4<'_, T>,
     tile: &Tile,
     geo: &Geo,
     groups: (usize, usize),
+    ld: usize,
     panel: &mut [T],
     rowbuf: &mut Vec<T>,
     phases: &mut Vec<T>,
@@ -551,7 +574,6 @@ fn gather_channels_first<T: Scalar>(
     let [kd, kh, kw] = geo.kernel;
     let [s0, s1, s2] = geo.stride;
     let [d0, d1, d2] = geo.dilation;
-    let p = tile.positions();
     let wn = tile.wn;
     let base = tile.w0 * s2;
     let span = geo.span(wn);
@@ -587,7 +609,7 @@ fn gather_channels_first<T: Scalar>(
                         }
                         for tw in 0..kw {
                             let r = (g - g0) * kw + tw;
-                            let at = r * p + dd * tile.hn * wn;
+                            let at = r * ld + dd * tile.hn * wn;
                             let runs = panel[at..at + tile.hn * wn].chunks_exact_mut(wn);
                             for (hi, run) in runs.enumerate() {
                                 let start =
@@ -646,7 +668,7 @@ fn gather_channels_first<T: Scalar>(
                         let col0 = (dd * tile.hn + (h - tile.h0)) * wn;
                         for tw in 0..kw {
                             let r = (first + th - g0) * kw + tw;
-                            let at = r * p + col0;
+                            let at = r * ld + col0;
                             source.copy_tap(tw * d2, &mut panel[at..at + wn]);
                         }
                     }
