@@ -7,9 +7,10 @@
 //!
 //! The panel is laid out for the input's memory order, so the gather copies contiguous runs:
 //! * channels first (NCDHW): row `(c, td, th, tw)`, one column per position. A panel row for
-//!   one output row is a run of the input row (stride 1), a run of a phase-split copy of it
-//!   (stride > 1 with overlapping windows), or a strided read (windows that do not overlap,
-//!   such as kernel == stride, where each input element is read once anyway).
+//!   one output row is a run of the input row (stride 1), a strided read of it (stride > 1;
+//!   for kernel == stride each input element is read exactly once), or, for wide rows and
+//!   overlapping strided windows, a run of a phase-split copy of the row made once for all
+//!   the taps that read it.
 //! * channels last (C has element stride 1): one row per position, reduction ordered
 //!   `(td, th, tw, c)`, so a window row is one copy of `kw·C` elements; the kernel matrix is
 //!   permuted once to match.
@@ -352,7 +353,9 @@ fn multiply_par<T: Scalar>(
         return multiply(dst, lhs, rhs, false);
     }
     let parts: Vec<_> = if n >= threads * 2 * MIN_TILE || m < threads * 16 {
-        let chunk = n.div_ceil(threads);
+        // Pieces a multiple of the SIMD width, which gemm reads without copying.
+        let lanes = (64 / std::mem::size_of::<T>()).max(1);
+        let chunk = n.div_ceil(threads).next_multiple_of(lanes).min(n);
         dst.into_axis_chunks_iter_mut(Axis(1), chunk)
             .zip(rhs.axis_chunks_iter(Axis(1), chunk))
             .map(|(d, r)| (d, lhs.view(), r))
