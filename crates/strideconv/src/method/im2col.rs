@@ -481,6 +481,27 @@ fn run_tile<T: Scalar>(
         let rhs = if geo.channels_last {
             gather_channels_last(xn, tile, geo, (g0, g1), panel, row);
             ArrayView2::from_shape((len, p).strides((1, len)), panel).expect("sized above")
+        } else if threads > 1 && g1 - g0 >= 2 * threads {
+            // The product is about to be split across threads; split the gather too, by
+            // panel rows (each part a run of reduction groups with its own row buffers).
+            let per = (g1 - g0).div_ceil(threads);
+            panel
+                .par_chunks_mut(per * glen * ld)
+                .enumerate()
+                .for_each(|(i, part)| {
+                    let (a, b) = (g0 + i * per, (g0 + (i + 1) * per).min(g1));
+                    gather_channels_first(
+                        xn,
+                        tile,
+                        geo,
+                        (a, b),
+                        ld,
+                        part,
+                        &mut Vec::new(),
+                        &mut Vec::new(),
+                    );
+                });
+            ArrayView2::from_shape((len, ld), panel).expect("sized above")
         } else {
             gather_channels_first(xn, tile, geo, (g0, g1), ld, panel, row, phases);
             ArrayView2::from_shape((len, ld), panel).expect("sized above")
