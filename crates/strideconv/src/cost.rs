@@ -12,7 +12,7 @@ use crate::method::fft::FftGeometry;
 use crate::method::Geom;
 use crate::plan::Method;
 use crate::scalar::{Kind, Scalar};
-use crate::spec::{extent, ConvSpec};
+use crate::spec::{extent, ConvSpec, Layout};
 
 /// Seconds per unit of the counted quantities, single-threaded (development machine).
 mod unit {
@@ -21,6 +21,9 @@ mod unit {
     /// Least cost of one kernel tap on one register chunk of an output row (loading the
     /// tap's offset and weight), whatever the chunk's width.
     pub const DIRECT_TAP: f64 = 2.8e-9;
+    /// One 8-lane multiply-add of the channels-last dot kernel, and the fixed cost of one dot.
+    pub const DOT_VFMA: f64 = 4.0e-10;
+    pub const DOT_FIXED: f64 = 3.0e-9;
     /// One element copied into the direct kernel's phase-split buffers.
     pub const COPY: f64 = 1.0e-9;
     /// One scalar multiply-add of shift-and-add over strided slices, and the slicing of
@@ -141,9 +144,24 @@ fn parallel_speedup(m: Method, spec: &ConvSpec, threads: usize) -> f64 {
     }
 }
 
+/// True when the direct method takes its channels-last path (interleaved channels).
+fn channels_interleaved(spec: &ConvSpec) -> bool {
+    let last = match &spec.layout {
+        Layout::Signal { channel_axis, .. } => *channel_axis == Some(spec.rank),
+        Layout::Batched { channels_last } => *channels_last && spec.groups == 1,
+    };
+    last && spec.in_channels > 1 && spec.dilation[2] == 1
+}
+
 fn direct<T: Scalar>(spec: &ConvSpec) -> f64 {
     let [od, oh, ow] = spec.out_spatial();
     let [kd, kh, kw] = spec.kernel;
+    if channels_interleaved(spec) {
+        // kd·kh dot products of kw·C per output, four outputs per kernel load.
+        let outputs = (spec.batch * spec.out_channels * od * oh * ow) as f64;
+        let vectors = (kw * spec.in_channels).div_ceil(8) as f64;
+        return outputs * (kd * kh) as f64 * (vectors * unit::DOT_VFMA * direct_kind_factor::<T>() + unit::DOT_FIXED);
+    }
     let cin = (spec.in_channels / spec.groups) as f64;
     let elems = (if kernels::isa() == Isa::Avx512 { 512 } else { 256 }) / elem_bytes::<T>();
     let chunk = if ow * 2 <= elems { ow.next_power_of_two().clamp(4, elems.max(4)) } else { elems };

@@ -14,7 +14,9 @@ use std::sync::OnceLock;
 
 use crate::Scalar;
 
+mod dots;
 mod gemm;
+pub(crate) use dots::dots;
 pub(crate) use gemm::{gemm, supported as gemm_supported};
 
 /// The instruction sets the kernels are compiled for.

@@ -23,7 +23,58 @@ impl<T: Scalar> Algorithm<T> for Direct {
         Tiling { split_channels: true, split_rows: true }
     }
 
-    fn run(&self, x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, mut out: ArrayViewMut5<'_, T>, g: &Geom) {
+    fn run(&self, x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, out: ArrayViewMut5<'_, T>, g: &Geom) {
+        if channels_interleaved(&x, k.shape()[1], g) {
+            return run_channels_last(x, k, out, g);
+        }
+        run_rows(x, k, out, g)
+    }
+}
+
+/// True when every input row holds its channels interleaved (`x[.., c, d, h, w]` at
+/// `w·C + c`), so a kernel row's window is one contiguous run of `kw·C` elements.
+fn channels_interleaved<T>(x: &ArrayView5<'_, T>, cin: usize, g: &Geom) -> bool {
+    let st = x.strides();
+    cin > 1 && g.dilation[2] == 1 && st[1] == 1 && st[4] == cin as isize
+}
+
+/// Channels-last path: every output is `kd·kh` dot products of length `kw·C`, four outputs
+/// at a time ([`kernels::dots`]); no copy of the input at all.
+fn run_channels_last<T: Scalar>(x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, mut out: ArrayViewMut5<'_, T>, g: &Geom) {
+    let [nb, cout, od, oh, ow] = *out.shape() else { unreachable!() };
+    let [_, cin, kd, kh, kw] = *k.shape() else { unreachable!() };
+    let [s0, s1, s2] = g.stride;
+    let [d0, d1, _] = g.dilation;
+    let xw = g.input_len(2, ow, kw);
+    let len = kw * cin;
+    // Kernel rows as (o, td, th) → [tw·C + c], the order of the input's memory.
+    let krows_std = k.permuted_axes([0, 2, 3, 4, 1]).as_standard_layout().into_owned();
+    let krows = krows_std.as_slice().expect("standard layout");
+    let starts: Vec<usize> = (0..ow).map(|w| w * s2 * cin).collect();
+    let mut row = vec![T::zero(); ow];
+    for n in 0..nb {
+        for d in 0..od {
+            for h in 0..oh {
+                for o in 0..cout {
+                    row.fill(T::zero());
+                    for td in 0..kd {
+                        for th in 0..kh {
+                            let plane = x.slice(s![n, .., d * s0 + td * d0, h * s1 + th * d1, ..xw]);
+                            let xs = plane.as_slice_memory_order().expect("interleaved channels are contiguous");
+                            let kr = &krows[((o * kd + td) * kh + th) * len..][..len];
+                            kernels::dots(xs, &starts, kr, &mut row);
+                        }
+                    }
+                    out.slice_mut(s![n, o, d, h, ..]).iter_mut().zip(&row).for_each(|(y, &v)| *y = v);
+                }
+            }
+        }
+    }
+}
+
+/// Row path: phase-split row buffers and the register-blocked row kernel.
+fn run_rows<T: Scalar>(x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, mut out: ArrayViewMut5<'_, T>, g: &Geom) {
+    {
         let [nb, cout, od, oh, ow] = *out.shape() else { unreachable!() };
         let [_, cin, kd, kh, kw] = *k.shape() else { unreachable!() };
         let [s0, s1, s2] = g.stride;
