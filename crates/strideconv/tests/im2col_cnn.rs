@@ -204,6 +204,8 @@ fn kernel_equals_stride() {
     check_floats(Layer::new(6, 16, &[16, 16], &[2, 2], 2, 0).batch(2), 11);
     check_floats(Layer::new(3, 32, &[32, 32], &[4, 4], 4, 0), 12);
     check_floats(Layer::new(5, 7, &[9, 10], &[3, 3], 3, 0), 13);
+    // A ViT-style patch embedding: steps beyond the specialised ones.
+    check_floats(Layer::new(3, 8, &[32, 48], &[16, 16], 16, 0), 28);
 }
 
 #[test]
