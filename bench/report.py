@@ -183,7 +183,8 @@ def header_section(meta: dict, peaks: Peaks) -> list[str]:
             "against the roofline min(FMA peak, intensity × copy bandwidth), where intensity is "
             "direct flops per byte of input + kernel + output; `FMA` marks compute-bound cases "
             "(fraction of the FMA peak), `BW` bandwidth-bound ones (fraction of copy bandwidth). "
-            "FFT methods do fewer flops than the direct definition, so they can exceed 100%."
+            "FFT methods do fewer flops than the direct definition, so they can exceed 100%; "
+            "so can cases whose data stay in cache (copy bandwidth is measured on 1 GiB)."
         ),
         "- Ratios are peer time / strideconv time: above 1× strideconv is faster.",
         cap_line(meta),
