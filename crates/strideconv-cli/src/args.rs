@@ -7,7 +7,9 @@ pub fn usize_list(arg: &str, s: &str) -> Result<Vec<usize>, String> {
     let v: Result<Vec<usize>, _> = s.split(',').map(|p| p.trim().parse::<usize>()).collect();
     match v {
         Ok(v) if !v.is_empty() => Ok(v),
-        _ => Err(format!("invalid {arg} '{s}': expected comma-separated non-negative integers")),
+        _ => Err(format!(
+            "invalid {arg} '{s}': expected comma-separated non-negative integers"
+        )),
     }
 }
 
@@ -21,11 +23,15 @@ pub fn padding(s: &str) -> Result<Padding, String> {
         "same_tf" => return Ok(Padding::SameTf),
         _ => {}
     }
-    let bad = || format!("invalid padding '{s}': expected valid, same, full, same_tf, N, N,N or B:A,B:A");
+    let bad =
+        || format!("invalid padding '{s}': expected valid, same, full, same_tf, N, N,N or B:A,B:A");
     let mut pairs = Vec::new();
     for part in s.split(',') {
         let pair = match part.split_once(':') {
-            Some((b, a)) => (b.trim().parse().map_err(|_| bad())?, a.trim().parse().map_err(|_| bad())?),
+            Some((b, a)) => (
+                b.trim().parse().map_err(|_| bad())?,
+                a.trim().parse().map_err(|_| bad())?,
+            ),
             None => {
                 let v: usize = part.trim().parse().map_err(|_| bad())?;
                 (v, v)
@@ -33,7 +39,11 @@ pub fn padding(s: &str) -> Result<Padding, String> {
         };
         pairs.push(pair);
     }
-    Ok(if pairs.len() == 1 { Padding::Uniform(pairs[0].0, pairs[0].1) } else { Padding::Explicit(pairs) })
+    Ok(if pairs.len() == 1 {
+        Padding::Uniform(pairs[0].0, pairs[0].1)
+    } else {
+        Padding::Explicit(pairs)
+    })
 }
 
 /// Options of one request, from the command line's spelling.
@@ -69,11 +79,18 @@ impl ConvArgs {
     /// The request's options and method.
     pub fn resolve(&self) -> Result<(Options, Method), String> {
         let opts = Options {
-            op: if self.convolve { strideconv::Op::Convolve } else { strideconv::Op::Correlate },
+            op: if self.convolve {
+                strideconv::Op::Convolve
+            } else {
+                strideconv::Op::Correlate
+            },
             stride: usize_list("stride", &self.stride)?,
             dilation: usize_list("dilation", &self.dilation)?,
             padding: padding(&self.padding)?,
-            pad_mode: self.pad_mode.parse::<PadMode>().map_err(|e| e.to_string())?,
+            pad_mode: self
+                .pad_mode
+                .parse::<PadMode>()
+                .map_err(|e| e.to_string())?,
             cval: self.cval,
             groups: 1,
         };

@@ -16,7 +16,11 @@ mod compare;
 mod npy;
 
 #[derive(Parser, Debug)]
-#[command(name = "strideconv", version, about = "Strided convolution and cross-correlation, by every method")]
+#[command(
+    name = "strideconv",
+    version,
+    about = "Strided convolution and cross-correlation, by every method"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -82,32 +86,67 @@ fn seed() -> (Array2<i64>, Array2<i64>, Array2<i64>) {
 
 fn demo() -> Result<(), String> {
     let (x, k, want) = seed();
-    let layout = Layout::Signal { channel_axis: None, kernel_broadcast: false };
+    let layout = Layout::Signal {
+        channel_axis: None,
+        kernel_broadcast: false,
+    };
     let opts = Options::strided(2);
     println!("The seed's example: correlate a 7x7 array with a 3x3 kernel at stride 2.");
     println!("x =\n{x}\nk =\n{k}\nexpected =\n{want}\n");
     let mut all_agree = true;
     for m in std::iter::once(Method::Auto).chain(Method::ALL) {
-        let run = Run { method: m, threads: None };
+        let run = Run {
+            method: m,
+            threads: None,
+        };
         // Exact methods run on the integers; FFT methods on float64, rounded for comparison.
-        let int = strideconv::compute(x.view().into_dyn(), k.view().into_dyn(), layout.clone(), &opts, run);
+        let int = strideconv::compute(
+            x.view().into_dyn(),
+            k.view().into_dyn(),
+            layout.clone(),
+            &opts,
+            run,
+        );
         let (line, agrees) = match int {
             Ok(y) => {
                 let ok = y == want.clone().into_dyn();
-                (format!("{:?} (int64, exact)", y.into_raw_vec_and_offset().0), ok)
+                (
+                    format!("{:?} (int64, exact)", y.into_raw_vec_and_offset().0),
+                    ok,
+                )
             }
             Err(strideconv::Error::MethodRefused { reason, .. }) if m != Method::Winograd => {
                 let (xf, kf) = (x.mapv(|v| v as f64), k.mapv(|v| v as f64));
-                let y = strideconv::compute(xf.view().into_dyn(), kf.view().into_dyn(), layout.clone(), &opts, run)
-                    .map_err(|e| e.to_string())?;
-                let err = y.iter().zip(&want).map(|(a, &b)| (a - b as f64).abs()).fold(0.0, f64::max);
+                let y = strideconv::compute(
+                    xf.view().into_dyn(),
+                    kf.view().into_dyn(),
+                    layout.clone(),
+                    &opts,
+                    run,
+                )
+                .map_err(|e| e.to_string())?;
+                let err = y
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, &b)| (a - b as f64).abs())
+                    .fold(0.0, f64::max);
                 let rounded: Vec<i64> = y.iter().map(|v| v.round() as i64).collect();
-                (format!("{rounded:?} (float64, max error {err:.1e}; integers refused: {reason})"), err < 1e-9)
+                (
+                    format!(
+                        "{rounded:?} (float64, max error {err:.1e}; integers refused: {reason})"
+                    ),
+                    err < 1e-9,
+                )
             }
             Err(e) => (format!("not run: {e}"), true),
         };
         all_agree &= agrees;
-        println!("{:<10} {:<5} {}", m.name(), if agrees { "ok" } else { "WRONG" }, line);
+        println!(
+            "{:<10} {:<5} {}",
+            m.name(),
+            if agrees { "ok" } else { "WRONG" },
+            line
+        );
     }
     if all_agree {
         println!("\nEvery method that ran agrees with [[91,100,88],[69,91,117],[44,72,74]].");
@@ -117,13 +156,26 @@ fn demo() -> Result<(), String> {
     }
 }
 
-fn plan_cmd(x_shape: &str, k_shape: &str, dtype: &str, measure: bool, opts: &args::ConvArgs) -> Result<(), String> {
+fn plan_cmd(
+    x_shape: &str,
+    k_shape: &str,
+    dtype: &str,
+    measure: bool,
+    opts: &args::ConvArgs,
+) -> Result<(), String> {
     let xs = args::usize_list("x-shape", x_shape)?;
     let ks = args::usize_list("k-shape", k_shape)?;
     let (o, method) = opts.resolve()?;
-    let layout = Layout::Signal { channel_axis: None, kernel_broadcast: false };
+    let layout = Layout::Signal {
+        channel_axis: None,
+        kernel_broadcast: false,
+    };
     let spec = ConvSpec::new(&xs, &ks, layout, &o).map_err(|e| e.to_string())?;
-    let planning = if measure { Planning::Measure } else { Planning::Estimate };
+    let planning = if measure {
+        Planning::Measure
+    } else {
+        Planning::Estimate
+    };
     let t = opts.threads;
     let text = match dtype {
         "float64" => Plan::<f64>::with_planning(spec, method, t, planning).map(|p| p.explain()),
@@ -141,10 +193,16 @@ fn plan_cmd(x_shape: &str, k_shape: &str, dtype: &str, measure: bool, opts: &arg
 }
 
 fn calibrate(out: &std::path::Path) -> Result<(), String> {
-    println!("Calibrating the cost model on this machine ({}); this takes a minute.", wisdom::cpu_key());
+    println!(
+        "Calibrating the cost model on this machine ({}); this takes a minute.",
+        wisdom::cpu_key()
+    );
     let w = wisdom::calibrate(|what| println!("  measuring {what}")).map_err(|e| e.to_string())?;
     for s in &w.scales {
-        println!("  {:<10} {:<8} measured/estimated = {:.2}", s.method, s.kind, s.scale);
+        println!(
+            "  {:<10} {:<8} measured/estimated = {:.2}",
+            s.method, s.kind, s.scale
+        );
     }
     let path = out.to_string_lossy();
     wisdom::save(&path).map_err(|e| e.to_string())?;
@@ -160,11 +218,26 @@ fn main() -> ExitCode {
             let (o, method) = opts.resolve()?;
             let xa = npy::read(&x)?;
             let ka = npy::read(&k)?;
-            let shape = npy::conv(&xa, &ka, &o, Run { method, threads: opts.threads }, &out)?;
+            let shape = npy::conv(
+                &xa,
+                &ka,
+                &o,
+                Run {
+                    method,
+                    threads: opts.threads,
+                },
+                &out,
+            )?;
             eprintln!("wrote {} {:?}", out.display(), shape);
             Ok(())
         })(),
-        Command::Plan { x_shape, k_shape, dtype, measure, opts } => plan_cmd(&x_shape, &k_shape, &dtype, measure, &opts),
+        Command::Plan {
+            x_shape,
+            k_shape,
+            dtype,
+            measure,
+            opts,
+        } => plan_cmd(&x_shape, &k_shape, &dtype, measure, &opts),
         Command::Calibrate { out } => calibrate(&out),
         Command::Compare(a) => compare::run(&a),
     };

@@ -64,18 +64,34 @@ impl AnyArray {
     }
 }
 
-fn run_typed<E: Element>(x: &ArrayD<E>, k: &ArrayD<E>, opts: &Options, run: Run, out: &Path) -> Result<Vec<usize>, String>
+fn run_typed<E: Element>(
+    x: &ArrayD<E>,
+    k: &ArrayD<E>,
+    opts: &Options,
+    run: Run,
+    out: &Path,
+) -> Result<Vec<usize>, String>
 where
     E::Output: ndarray_npy::WritableElement,
 {
-    let layout = Layout::Signal { channel_axis: None, kernel_broadcast: false };
-    let y = strideconv::compute(x.view(), k.view(), layout, opts, run).map_err(|e| e.to_string())?;
+    let layout = Layout::Signal {
+        channel_axis: None,
+        kernel_broadcast: false,
+    };
+    let y =
+        strideconv::compute(x.view(), k.view(), layout, opts, run).map_err(|e| e.to_string())?;
     write_npy(out, &y).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     Ok(y.shape().to_vec())
 }
 
 /// Correlate (or convolve) two arrays of the same dtype and write the result.
-pub fn conv(x: &AnyArray, k: &AnyArray, opts: &Options, run: Run, out: &Path) -> Result<Vec<usize>, String> {
+pub fn conv(
+    x: &AnyArray,
+    k: &AnyArray,
+    opts: &Options,
+    run: Run,
+    out: &Path,
+) -> Result<Vec<usize>, String> {
     use AnyArray::*;
     match (x, k) {
         (F64(x), F64(k)) => run_typed(x, k, opts, run, out),

@@ -8,7 +8,10 @@ use ndarray::{array, Array2, ArrayD};
 use ndarray_npy::{read_npy, write_npy};
 
 fn strideconv(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strideconv")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_strideconv"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -35,8 +38,19 @@ fn demo_shows_every_method_agreeing() {
     let out = strideconv(&["demo"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    for m in ["naive", "im2col", "shift_add", "fft_full", "fft", "direct", "auto"] {
-        assert!(text.lines().any(|l| l.starts_with(m) && l.contains(" ok ")), "{m} missing in:\n{text}");
+    for m in [
+        "naive",
+        "im2col",
+        "shift_add",
+        "fft_full",
+        "fft",
+        "direct",
+        "auto",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(m) && l.contains(" ok ")),
+            "{m} missing in:\n{text}"
+        );
     }
     assert!(text.contains("Every method that ran agrees"));
 }
@@ -49,10 +63,28 @@ fn conv_reproduces_the_seed_exactly_by_every_exact_method() {
     write_npy(&kp, &k).unwrap();
     for m in ["auto", "naive", "direct", "im2col", "shift_add"] {
         let op = scratch(&format!("seed_y_{m}.npy"));
-        let out = strideconv(&["conv", xp.to_str().unwrap(), kp.to_str().unwrap(), "-o", op.to_str().unwrap(), "--stride", "2", "--method", m]);
-        assert!(out.status.success(), "{m}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = strideconv(&[
+            "conv",
+            xp.to_str().unwrap(),
+            kp.to_str().unwrap(),
+            "-o",
+            op.to_str().unwrap(),
+            "--stride",
+            "2",
+            "--method",
+            m,
+        ]);
+        assert!(
+            out.status.success(),
+            "{m}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let y: ArrayD<i64> = read_npy(&op).unwrap();
-        assert_eq!(y, array![[91i64, 100, 88], [69, 91, 117], [44, 72, 74]].into_dyn(), "{m}");
+        assert_eq!(
+            y,
+            array![[91i64, 100, 88], [69, 91, 117], [44, 72, 74]].into_dyn(),
+            "{m}"
+        );
     }
 }
 
@@ -64,10 +96,24 @@ fn conv_float_with_padding_and_convolve() {
     write_npy(&xp, &x).unwrap();
     write_npy(&kp, &k).unwrap();
     let out = strideconv(&[
-        "conv", xp.to_str().unwrap(), kp.to_str().unwrap(), "-o", op.to_str().unwrap(),
-        "--stride", "2,3", "--padding", "1:0,0:2", "--pad-mode", "reflect", "--convolve",
+        "conv",
+        xp.to_str().unwrap(),
+        kp.to_str().unwrap(),
+        "-o",
+        op.to_str().unwrap(),
+        "--stride",
+        "2,3",
+        "--padding",
+        "1:0,0:2",
+        "--pad-mode",
+        "reflect",
+        "--convolve",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let y: ArrayD<f64> = read_npy(&op).unwrap();
     let opts = strideconv::Options {
         op: strideconv::Op::Convolve,
@@ -92,23 +138,53 @@ fn bad_inputs_give_one_line_errors() {
     let (xp, kp, op) = (scratch("e_x.npy"), scratch("e_k.npy"), scratch("e_y.npy"));
     write_npy(&xp, &x).unwrap();
     write_npy(&kp, &k).unwrap();
-    let (xs, ks, os) = (xp.to_str().unwrap(), kp.to_str().unwrap(), op.to_str().unwrap());
-    assert_one_line_error(&strideconv(&["conv", "/nonexistent.npy", ks, "-o", os]), "no such file");
-    assert_one_line_error(&strideconv(&["conv", xs, ks, "-o", os, "--stride", "0"]), "stride");
-    assert_one_line_error(&strideconv(&["conv", xs, ks, "-o", os, "--pad-mode", "nearest"]), "pad_mode");
-    assert_one_line_error(&strideconv(&["conv", xs, ks, "-o", os, "--method", "fft"]), "FFT rounds");
+    let (xs, ks, os) = (
+        xp.to_str().unwrap(),
+        kp.to_str().unwrap(),
+        op.to_str().unwrap(),
+    );
+    assert_one_line_error(
+        &strideconv(&["conv", "/nonexistent.npy", ks, "-o", os]),
+        "no such file",
+    );
+    assert_one_line_error(
+        &strideconv(&["conv", xs, ks, "-o", os, "--stride", "0"]),
+        "stride",
+    );
+    assert_one_line_error(
+        &strideconv(&["conv", xs, ks, "-o", os, "--pad-mode", "nearest"]),
+        "pad_mode",
+    );
+    assert_one_line_error(
+        &strideconv(&["conv", xs, ks, "-o", os, "--method", "fft"]),
+        "FFT rounds",
+    );
     assert_one_line_error(&strideconv(&["conv", ks, xs, "-o", os]), "kernel extent");
     let kf = scratch("e_kf.npy");
     write_npy(&kf, &k.mapv(|v| v as f64)).unwrap();
-    assert_one_line_error(&strideconv(&["conv", xs, kf.to_str().unwrap(), "-o", os]), "same dtype");
+    assert_one_line_error(
+        &strideconv(&["conv", xs, kf.to_str().unwrap(), "-o", os]),
+        "same dtype",
+    );
     let kc = scratch("e_kc.npy");
     write_npy(&kc, &k.mapv(|v| num_complex::Complex64::new(v as f64, 0.0))).unwrap();
-    assert_one_line_error(&strideconv(&["conv", xs, kc.to_str().unwrap(), "-o", os]), "unsupported dtype");
+    assert_one_line_error(
+        &strideconv(&["conv", xs, kc.to_str().unwrap(), "-o", os]),
+        "unsupported dtype",
+    );
 }
 
 #[test]
 fn plan_prints_the_choice_and_every_estimate() {
-    let out = strideconv(&["plan", "--x-shape", "512,512", "--k-shape", "9,9", "--stride", "2"]);
+    let out = strideconv(&[
+        "plan",
+        "--x-shape",
+        "512,512",
+        "--k-shape",
+        "9,9",
+        "--stride",
+        "2",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("chosen:"));
@@ -116,6 +192,16 @@ fn plan_prints_the_choice_and_every_estimate() {
     for m in ["naive", "im2col", "shift_add", "fft_full", "fft", "direct"] {
         assert!(text.contains(m), "{m} missing:\n{text}");
     }
-    let out = strideconv(&["plan", "--x-shape", "64,64", "--k-shape", "5,5", "--dtype", "int64", "--method", "fft"]);
+    let out = strideconv(&[
+        "plan",
+        "--x-shape",
+        "64,64",
+        "--k-shape",
+        "5,5",
+        "--dtype",
+        "int64",
+        "--method",
+        "fft",
+    ]);
     assert!(!out.status.success());
 }

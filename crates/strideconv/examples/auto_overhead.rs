@@ -8,10 +8,16 @@ use strideconv::{ConvSpec, Layout, Method, Options, Plan};
 type Case = (&'static [usize], &'static [usize], Option<usize>, usize);
 
 fn main() {
-    let cases: &[Case] =
-        &[(&[512, 512, 5], &[64, 64, 5], Some(2), 2), (&[256, 256, 10], &[3, 3, 10], Some(2), 5), (&[512, 512], &[65, 65], None, 2)];
+    let cases: &[Case] = &[
+        (&[512, 512, 5], &[64, 64, 5], Some(2), 2),
+        (&[256, 256, 10], &[3, 3, 10], Some(2), 5),
+        (&[512, 512], &[65, 65], None, 2),
+    ];
     for &(xs, ks, ca, s) in cases {
-        let layout = Layout::Signal { channel_axis: ca, kernel_broadcast: false };
+        let layout = Layout::Signal {
+            channel_axis: ca,
+            kernel_broadcast: false,
+        };
         let spec = ConvSpec::new(xs, ks, layout, &Options::strided(s)).unwrap();
         let x = ArrayD::from_shape_fn(IxDyn(xs), |i| (i[0] * 3 + i[1] * 7) as f64 % 5.0);
         let k = ArrayD::from_shape_fn(IxDyn(ks), |i| (i[0] + i[1]) as f64 % 3.0);
@@ -25,6 +31,11 @@ fn main() {
                 t[i] = t[i].min(t0.elapsed().as_secs_f64());
             }
         }
-        println!("{xs:?} {ks:?} s{s}: auto({}) {:.3} ms, forced {:.3} ms", auto.method(), t[0] * 1e3, t[1] * 1e3);
+        println!(
+            "{xs:?} {ks:?} s{s}: auto({}) {:.3} ms, forced {:.3} ms",
+            auto.method(),
+            t[0] * 1e3,
+            t[1] * 1e3
+        );
     }
 }

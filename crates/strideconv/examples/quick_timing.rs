@@ -10,7 +10,9 @@ use strideconv::{ConvSpec, Layout, Method, Options, Plan};
 fn data(shape: &[usize], seed: u64) -> ArrayD<f64> {
     let mut s = seed;
     ArrayD::from_shape_simple_fn(IxDyn(shape), || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
     })
 }
@@ -30,12 +32,20 @@ fn main() {
         (&[512, 512, 10], &[17, 17, 10], Some(2), 5),
     ];
     for &(xs, ks, ca, s) in cases {
-        let layout = Layout::Signal { channel_axis: ca, kernel_broadcast: false };
+        let layout = Layout::Signal {
+            channel_axis: ca,
+            kernel_broadcast: false,
+        };
         let spec = ConvSpec::new(xs, ks, layout, &Options::strided(s)).unwrap();
         let (x, k) = (data(xs, 1), data(ks, 2));
-        let auto = Plan::<f64>::new(spec.clone(), Method::Auto, threads).unwrap().method();
+        let auto = Plan::<f64>::new(spec.clone(), Method::Auto, threads)
+            .unwrap()
+            .method();
         print!("x {xs:?} k {ks:?} s {s} (auto: {auto}):");
-        for m in Method::ALL.into_iter().filter(|m| !matches!(m, Method::Naive | Method::Winograd)) {
+        for m in Method::ALL
+            .into_iter()
+            .filter(|m| !matches!(m, Method::Naive | Method::Winograd))
+        {
             let plan = Plan::<f64>::new(spec.clone(), m, threads).unwrap();
             let est = spec.macs();
             if matches!(m, Method::ShiftAdd | Method::Im2col) && est > 2e9 {
@@ -48,7 +58,10 @@ fn main() {
                 std::hint::black_box(plan.execute(x.view(), k.view()).unwrap());
                 reps += 1;
             }
-            print!("  {m} {:.2}ms", t0.elapsed().as_secs_f64() / reps as f64 * 1e3);
+            print!(
+                "  {m} {:.2}ms",
+                t0.elapsed().as_secs_f64() / reps as f64 * 1e3
+            );
         }
         println!();
     }

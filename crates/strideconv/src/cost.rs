@@ -89,12 +89,20 @@ pub struct Scales(pub Vec<(Method, Kind, f64)>);
 
 impl Scales {
     fn get(&self, m: Method, k: Kind) -> f64 {
-        self.0.iter().find(|(mm, kk, _)| *mm == m && *kk == k).map_or(1.0, |s| s.2)
+        self.0
+            .iter()
+            .find(|(mm, kk, _)| *mm == m && *kk == k)
+            .map_or(1.0, |s| s.2)
     }
 }
 
 /// Estimated single-problem seconds for method `m`, or why it refuses.
-pub(crate) fn estimate<T: Scalar>(m: Method, spec: &ConvSpec, threads: usize, scales: &Scales) -> Result<f64, String> {
+pub(crate) fn estimate<T: Scalar>(
+    m: Method,
+    spec: &ConvSpec,
+    threads: usize,
+    scales: &Scales,
+) -> Result<f64, String> {
     let base = match m {
         Method::Auto => return Err("auto is not a method".into()),
         Method::Winograd => return Err("winograd is not available in this version".into()),
@@ -104,17 +112,25 @@ pub(crate) fn estimate<T: Scalar>(m: Method, spec: &ConvSpec, threads: usize, sc
         Method::Naive => spec.macs() * unit::NAIVE_MAC * kind_factor::<T>(),
         Method::Direct => direct::<T>(spec),
         Method::ShiftAdd => {
-            let taps = (spec.batch * spec.out_channels * spec.in_channels / spec.groups) as f64 * spec.kernel.iter().product::<usize>() as f64;
+            let taps = (spec.batch * spec.out_channels * spec.in_channels / spec.groups) as f64
+                * spec.kernel.iter().product::<usize>() as f64;
             spec.macs() * unit::SHIFT_ADD_MAC * kind_factor::<T>() + taps * unit::SHIFT_ADD_TAP
         }
         Method::Im2col => {
-            let out_points = spec.out_spatial().iter().product::<usize>() as f64 * spec.batch as f64;
-            spec.macs() * unit::IM2COL_MAC * kind_factor::<T>() + out_points * spec.reduction_len() as f64 * spec.groups as f64 * unit::GATHER
+            let out_points =
+                spec.out_spatial().iter().product::<usize>() as f64 * spec.batch as f64;
+            spec.macs() * unit::IM2COL_MAC * kind_factor::<T>()
+                + out_points * spec.reduction_len() as f64 * spec.groups as f64 * unit::GATHER
         }
         Method::Fft | Method::FftFull => fft::<T>(spec, m == Method::Fft),
     };
     let par = parallel_speedup(m, spec, threads);
-    let overhead = unit::CALL + if threads > 1 && spec.macs() >= 2e5 { unit::POOL } else { 0.0 };
+    let overhead = unit::CALL
+        + if threads > 1 && spec.macs() >= 2e5 {
+            unit::POOL
+        } else {
+            0.0
+        };
     Ok(base * scales.get(m, T::KIND) / par + overhead)
 }
 
@@ -127,7 +143,11 @@ fn parallel_speedup(m: Method, spec: &ConvSpec, threads: usize) -> f64 {
     let t = threads as f64;
     match m {
         Method::Fft | Method::FftFull => {
-            let geom = Geom { stride: spec.stride, dilation: spec.dilation, threads: 1 };
+            let geom = Geom {
+                stride: spec.stride,
+                dilation: spec.dilation,
+                threads: 1,
+            };
             let geo = FftGeometry::new(spec.out_spatial(), spec.kernel, &geom, m == Method::Fft);
             if spec.batch >= threads {
                 0.9 * t
@@ -138,7 +158,9 @@ fn parallel_speedup(m: Method, spec: &ConvSpec, threads: usize) -> f64 {
             }
         }
         _ => {
-            let rows = (spec.batch * spec.out_channels * spec.out_spatial()[0] * spec.out_spatial()[1]) as f64;
+            let rows =
+                (spec.batch * spec.out_channels * spec.out_spatial()[0] * spec.out_spatial()[1])
+                    as f64;
             0.8 * t.min(rows)
         }
     }
@@ -160,15 +182,27 @@ fn direct<T: Scalar>(spec: &ConvSpec) -> f64 {
         // kd·kh dot products of kw·C per output, four outputs per kernel load.
         let outputs = (spec.batch * spec.out_channels * od * oh * ow) as f64;
         let vectors = (kw * spec.in_channels).div_ceil(8) as f64;
-        return outputs * (kd * kh) as f64 * (vectors * unit::DOT_VFMA * direct_kind_factor::<T>() + unit::DOT_FIXED);
+        return outputs
+            * (kd * kh) as f64
+            * (vectors * unit::DOT_VFMA * direct_kind_factor::<T>() + unit::DOT_FIXED);
     }
     let cin = (spec.in_channels / spec.groups) as f64;
-    let elems = (if kernels::isa() == Isa::Avx512 { 512 } else { 256 }) / elem_bytes::<T>();
-    let chunk = if ow * 2 <= elems { ow.next_power_of_two().clamp(4, elems.max(4)) } else { elems };
+    let elems = (if kernels::isa() == Isa::Avx512 {
+        512
+    } else {
+        256
+    }) / elem_bytes::<T>();
+    let chunk = if ow * 2 <= elems {
+        ow.next_power_of_two().clamp(4, elems.max(4))
+    } else {
+        elems
+    };
     let padded_ow = ow.div_ceil(chunk) * chunk;
     let rows = (spec.batch * spec.out_channels * od * oh) as f64;
     let chunk_taps = rows * cin * (kd * kh * kw) as f64 * (padded_ow / chunk) as f64;
-    let per_chunk_tap = ((chunk as f64 / lanes::<T>()).max(1.0) * unit::DIRECT_VFMA * direct_kind_factor::<T>()).max(unit::DIRECT_TAP);
+    let per_chunk_tap =
+        ((chunk as f64 / lanes::<T>()).max(1.0) * unit::DIRECT_VFMA * direct_kind_factor::<T>())
+            .max(unit::DIRECT_TAP);
     // Copies: the input rows of every chunk of output rows (at least 8 rows a chunk), all phases.
     let xw = (ow - 1) * spec.stride[2] + extent(kw, spec.dilation[2]);
     let rows_copied = oh * spec.stride[1] + oh.div_ceil(8) * extent(kh, spec.dilation[1]);
@@ -180,7 +214,11 @@ fn direct<T: Scalar>(spec: &ConvSpec) -> f64 {
 }
 
 fn fft<T: Scalar>(spec: &ConvSpec, polyphase: bool) -> f64 {
-    let geom = Geom { stride: spec.stride, dilation: spec.dilation, threads: 1 };
+    let geom = Geom {
+        stride: spec.stride,
+        dilation: spec.dilation,
+        threads: 1,
+    };
     let real = T::KIND == Kind::Real;
     let out = spec.out_spatial();
     let (band, geo) = FftGeometry::banded(out, spec.kernel, &geom, polyphase, real);
@@ -189,11 +227,17 @@ fn fft<T: Scalar>(spec: &ConvSpec, polyphase: bool) -> f64 {
     let spectrum = if real { points / 2.0 } else { points };
     let bytes = spectrum * 2.0 * elem_bytes::<T>() as f64 / if real { 1.0 } else { 2.0 };
     let cache = 1.0 + bytes / (512 << 10) as f64;
-    let per_transform = spectrum * points.log2().max(1.0) * unit::FFT_UNIT * cache + points * unit::COPY * 0.5 + unit::FFT_TRANSFORM;
+    let per_transform = spectrum * points.log2().max(1.0) * unit::FFT_UNIT * cache
+        + points * unit::COPY * 0.5
+        + unit::FFT_TRANSFORM;
     let live = geo.live_phases(spec.kernel, &geom) as f64;
-    let (cin_g, cout_g) = ((spec.in_channels / spec.groups) as f64, (spec.out_channels / spec.groups) as f64);
+    let (cin_g, cout_g) = (
+        (spec.in_channels / spec.groups) as f64,
+        (spec.out_channels / spec.groups) as f64,
+    );
     // Kernel spectra once per call; input spectra, products and inverses once per band.
     let kernels = live * cin_g * cout_g * per_transform;
-    let per_band = (live * cin_g + cout_g) * per_transform + live * cin_g * cout_g * spectrum * unit::SPECTRUM_MAC;
+    let per_band = (live * cin_g + cout_g) * per_transform
+        + live * cin_g * cout_g * spectrum * unit::SPECTRUM_MAC;
     spec.batch as f64 * spec.groups as f64 * (kernels + bands * per_band) + unit::FFT_CALL
 }

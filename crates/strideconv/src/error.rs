@@ -70,21 +70,38 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cold]
-pub(crate) fn invalid(arg: &'static str, value: impl fmt::Debug, expected: impl Into<String>) -> Error {
-    Error::InvalidValue { arg, value: format!("{value:?}"), expected: expected.into() }
+pub(crate) fn invalid(
+    arg: &'static str,
+    value: impl fmt::Debug,
+    expected: impl Into<String>,
+) -> Error {
+    Error::InvalidValue {
+        arg,
+        value: format!("{value:?}"),
+        expected: expected.into(),
+    }
 }
 
 #[cold]
 pub(crate) fn shape_error(arg: &'static str, shape: &[usize], reason: impl Into<String>) -> Error {
-    Error::Shape { arg, shape: shape.to_vec(), reason: reason.into() }
+    Error::Shape {
+        arg,
+        shape: shape.to_vec(),
+        reason: reason.into(),
+    }
 }
 
 #[cold]
 pub(crate) fn refused(method: &'static str, reason: impl Into<String>) -> Error {
-    Error::MethodRefused { method, reason: reason.into() }
+    Error::MethodRefused {
+        method,
+        reason: reason.into(),
+    }
 }
 
 #[cold]
 pub(crate) fn overflow(detail: impl Into<String>) -> Error {
-    Error::Overflow { detail: detail.into() }
+    Error::Overflow {
+        detail: detail.into(),
+    }
 }

@@ -114,7 +114,11 @@ pub struct Estimate {
 }
 
 fn geom(spec: &ConvSpec) -> Geom {
-    Geom { stride: spec.stride, dilation: spec.dilation, threads: 1 }
+    Geom {
+        stride: spec.stride,
+        dilation: spec.dilation,
+        threads: 1,
+    }
 }
 
 fn build<T: Scalar>(m: Method) -> Box<dyn Algorithm<T>> {
@@ -123,7 +127,9 @@ fn build<T: Scalar>(m: Method) -> Box<dyn Algorithm<T>> {
         Method::Direct => Box::new(method::direct::Direct),
         Method::ShiftAdd => Box::new(method::shift_add::ShiftAdd),
         Method::Im2col => Box::new(method::im2col::Im2col),
-        Method::Fft | Method::FftFull => build_fft::<T>(m == Method::Fft).expect("FFT refused non-float types earlier"),
+        Method::Fft | Method::FftFull => {
+            build_fft::<T>(m == Method::Fft).expect("FFT refused non-float types earlier")
+        }
         Method::Auto | Method::Winograd => unreachable!("never built"),
     }
 }
@@ -170,7 +176,10 @@ pub struct Plan<T: Scalar> {
 
 impl<T: Scalar> fmt::Debug for Plan<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Plan").field("method", &self.method).field("spec", &self.spec).finish()
+        f.debug_struct("Plan")
+            .field("method", &self.method)
+            .field("spec", &self.spec)
+            .finish()
     }
 }
 
@@ -182,16 +191,30 @@ impl<T: Scalar> Plan<T> {
     }
 
     /// As [`Plan::new`], choosing how `auto` decides.
-    pub fn with_planning(spec: ConvSpec, method: Method, threads: Option<usize>, planning: Planning) -> Result<Self> {
+    pub fn with_planning(
+        spec: ConvSpec,
+        method: Method,
+        threads: Option<usize>,
+        planning: Planning,
+    ) -> Result<Self> {
         let threads = match threads {
-            Some(0) => return Err(invalid("threads", 0, "must be positive (or None for all cores)")),
+            Some(0) => {
+                return Err(invalid(
+                    "threads",
+                    0,
+                    "must be positive (or None for all cores)",
+                ))
+            }
             Some(t) => t,
             None => method::default_threads(),
         };
         let scales = wisdom::scales();
         let estimates: Vec<Estimate> = Method::ALL
             .iter()
-            .map(|&m| Estimate { method: m, cost: cost::estimate::<T>(m, &spec, threads, &scales) })
+            .map(|&m| Estimate {
+                method: m,
+                cost: cost::estimate::<T>(m, &spec, threads, &scales),
+            })
             .collect();
         let ranked = |allow: &dyn Fn(Method) -> bool| {
             let mut r: Vec<(Method, f64)> = estimates
@@ -202,11 +225,13 @@ impl<T: Scalar> Plan<T> {
             r.sort_by(|a, b| a.1.total_cmp(&b.1));
             r
         };
-        let best = |allow: &dyn Fn(Method) -> bool| ranked(allow).first().map_or(Method::Naive, |r| r.0);
+        let best =
+            |allow: &dyn Fn(Method) -> bool| ranked(allow).first().map_or(Method::Naive, |r| r.0);
         let key = wisdom::problem_key::<T>(&spec, threads);
         let (chosen, fallback) = match method {
             Method::Auto => {
-                let remembered = wisdom::recall(&key).filter(|m| estimates.iter().any(|e| e.method == *m && e.cost.is_ok()));
+                let remembered = wisdom::recall(&key)
+                    .filter(|m| estimates.iter().any(|e| e.method == *m && e.cost.is_ok()));
                 let m = match (remembered, planning) {
                     (Some(m), _) => m,
                     (None, Planning::Estimate) => best(&|_| true),
@@ -276,14 +301,27 @@ impl<T: Scalar> Plan<T> {
             T::NAME,
             if s.op == crate::Op::Correlate { "correlate" } else { "convolve" },
         );
-        let _ = writeln!(t, "requested: {}; chosen: {}; threads: {}", self.requested, self.method, self.threads);
+        let _ = writeln!(
+            t,
+            "requested: {}; chosen: {}; threads: {}",
+            self.requested, self.method, self.threads
+        );
         if let Some((m, _)) = &self.finite_fallback {
-            let _ = writeln!(t, "if the input holds NaN or Inf: {m} (keeps them in their windows)");
+            let _ = writeln!(
+                t,
+                "if the input holds NaN or Inf: {m} (keeps them in their windows)"
+            );
         }
         for e in &self.estimates {
             match &e.cost {
                 Ok(c) => {
-                    let _ = writeln!(t, "  {:<10} {:>12.3e} s{}", e.method.name(), c, if e.method == self.method { "  <-" } else { "" });
+                    let _ = writeln!(
+                        t,
+                        "  {:<10} {:>12.3e} s{}",
+                        e.method.name(),
+                        c,
+                        if e.method == self.method { "  <-" } else { "" }
+                    );
                 }
                 Err(r) => {
                     let _ = writeln!(t, "  {:<10} refused: {r}", e.method.name());
@@ -294,18 +332,34 @@ impl<T: Scalar> Plan<T> {
     }
 
     /// Compute the result in the user's layout and the output type of `E`.
-    pub fn execute<E: Element<Compute = T>>(&self, x: ArrayViewD<'_, E>, k: ArrayViewD<'_, E>) -> Result<ArrayD<E::Output>> {
+    pub fn execute<E: Element<Compute = T>>(
+        &self,
+        x: ArrayViewD<'_, E>,
+        k: ArrayViewD<'_, E>,
+    ) -> Result<ArrayD<E::Output>> {
         E::to_output_array(self.execute_compute(x, k)?)
     }
 
     /// Compute the result in the compute type (`i128` for integers), before narrowing.
-    pub fn execute_compute<E: Element<Compute = T>>(&self, x: ArrayViewD<'_, E>, k: ArrayViewD<'_, E>) -> Result<ArrayD<T>> {
+    pub fn execute_compute<E: Element<Compute = T>>(
+        &self,
+        x: ArrayViewD<'_, E>,
+        k: ArrayViewD<'_, E>,
+    ) -> Result<ArrayD<T>> {
         let s = &self.spec;
         if x.shape() != s.x_shape.as_slice() {
-            return Err(shape_error("x", x.shape(), format!("the plan was made for x of shape {:?}", s.x_shape)));
+            return Err(shape_error(
+                "x",
+                x.shape(),
+                format!("the plan was made for x of shape {:?}", s.x_shape),
+            ));
         }
         if k.shape() != s.k_shape.as_slice() {
-            return Err(shape_error("k", k.shape(), format!("the plan was made for k of shape {:?}", s.k_shape)));
+            return Err(shape_error(
+                "k",
+                k.shape(),
+                format!("the plan was made for k of shape {:?}", s.k_shape),
+            ));
         }
         let xc = view::prepare_input::<E>(s, view::input_view(s, x));
         let kc = view::prepare_kernel::<E>(s, view::kernel_view(s, k));
@@ -319,12 +373,22 @@ impl<T: Scalar> Plan<T> {
         let mut out = ArrayD::<T>::zeros(IxDyn(&s.out_shape()));
         // Small problems are not worth waking a pool.
         let threads = if s.macs() < 2e5 { 1 } else { self.threads };
-        method::drive(alg, xc.view(), kc.view(), view::output_view(s, out.view_mut()), s.groups, &geom(s), threads);
+        method::drive(
+            alg,
+            xc.view(),
+            kc.view(),
+            view::output_view(s, out.view_mut()),
+            s.groups,
+            &geom(s),
+            threads,
+        );
         Ok(out)
     }
 }
 
 /// Kernel extent along each convolved axis (used by reports).
 pub fn kernel_extent(spec: &ConvSpec) -> Vec<usize> {
-    (SPATIAL - spec.rank..SPATIAL).map(|a| extent(spec.kernel[a], spec.dilation[a])).collect()
+    (SPATIAL - spec.rank..SPATIAL)
+        .map(|a| extent(spec.kernel[a], spec.dilation[a]))
+        .collect()
 }

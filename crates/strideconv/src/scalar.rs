@@ -161,7 +161,9 @@ pub trait Element: Copy + Send + Sync + 'static {
         Ok(ArrayD::from_shape_vec(a.raw_dim(), out).expect("same number of elements"))
     }
     /// The same array seen as the compute type, when no conversion is needed.
-    fn view_compute<D: Dimension>(v: ArrayView<'_, Self, D>) -> Option<ArrayView<'_, Self::Compute, D>>;
+    fn view_compute<D: Dimension>(
+        v: ArrayView<'_, Self, D>,
+    ) -> Option<ArrayView<'_, Self::Compute, D>>;
 }
 
 macro_rules! identity_element {
@@ -228,7 +230,9 @@ pub fn narrow_i128<I: TryFrom<i128>>(v: i128) -> Result<I> {
 /// Narrow every element of an exact result to `i64`, or report the first that does not fit.
 fn narrow_array(a: ArrayD<i128>) -> Result<ArrayD<i64>> {
     if let Some(&bad) = a.iter().find(|&&v| i64::try_from(v).is_err()) {
-        return Err(overflow(format!("result {bad} does not fit the output type int64")));
+        return Err(overflow(format!(
+            "result {bad} does not fit the output type int64"
+        )));
     }
     Ok(a.mapv(|v| v as i64))
 }

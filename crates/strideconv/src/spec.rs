@@ -197,7 +197,10 @@ impl Default for Options {
 impl Options {
     /// Correlation with the given stride on every axis, no padding.
     pub fn strided(stride: usize) -> Self {
-        Options { stride: vec![stride], ..Options::default() }
+        Options {
+            stride: vec![stride],
+            ..Options::default()
+        }
     }
 }
 
@@ -243,7 +246,11 @@ fn per_axis(arg: &'static str, v: &[usize], rank: usize) -> Result<[usize; SPATI
         1 => vec![v[0]; rank],
         n if n == rank => v.to_vec(),
         _ => {
-            return Err(invalid(arg, v, format!("expected one value or {rank} (one per convolved axis)")))
+            return Err(invalid(
+                arg,
+                v,
+                format!("expected one value or {rank} (one per convolved axis)"),
+            ))
         }
     };
     if full.contains(&0) {
@@ -269,16 +276,32 @@ impl ConvSpec {
     /// let spec = ConvSpec::new(&[7, 7], &[3, 3], layout, &Options::strided(2)).unwrap();
     /// assert_eq!(spec.out_shape(), vec![3, 3]);
     /// ```
-    pub fn new(x_shape: &[usize], k_shape: &[usize], layout: Layout, opts: &Options) -> Result<Self> {
+    pub fn new(
+        x_shape: &[usize],
+        k_shape: &[usize],
+        layout: Layout,
+        opts: &Options,
+    ) -> Result<Self> {
         let (rank, batch, in_channels, out_channels, groups, xs, ks) = match &layout {
-            Layout::Signal { channel_axis, kernel_broadcast } => {
+            Layout::Signal {
+                channel_axis,
+                kernel_broadcast,
+            } => {
                 if opts.groups != 1 {
-                    return Err(invalid("groups", opts.groups, "groups apply to conv1d/2d/3d only; must be 1"));
+                    return Err(invalid(
+                        "groups",
+                        opts.groups,
+                        "groups apply to conv1d/2d/3d only; must be 1",
+                    ));
                 }
                 match channel_axis {
                     None => {
                         if *kernel_broadcast {
-                            return Err(invalid("channel_axis", "None", "kernel broadcast needs a channel axis"));
+                            return Err(invalid(
+                                "channel_axis",
+                                "None",
+                                "kernel broadcast needs a channel axis",
+                            ));
                         }
                         if x_shape.len() != k_shape.len() {
                             return Err(shape_error(
@@ -290,7 +313,15 @@ impl ConvSpec {
                         if !(1..=SPATIAL).contains(&x_shape.len()) {
                             return Err(shape_error("x", x_shape, "expected 1 to 3 axes"));
                         }
-                        (x_shape.len(), 1, 1, 1, 1, x_shape.to_vec(), k_shape.to_vec())
+                        (
+                            x_shape.len(),
+                            1,
+                            1,
+                            1,
+                            1,
+                            x_shape.to_vec(),
+                            k_shape.to_vec(),
+                        )
                     }
                     Some(ca) => {
                         let ca = *ca;
@@ -302,14 +333,22 @@ impl ConvSpec {
                             ));
                         }
                         if !(2..=SPATIAL + 1).contains(&x_shape.len()) {
-                            return Err(shape_error("x", x_shape, "with a channel axis, expected 2 to 4 axes"));
+                            return Err(shape_error(
+                                "x",
+                                x_shape,
+                                "with a channel axis, expected 2 to 4 axes",
+                            ));
                         }
                         let c = x_shape[ca];
                         let mut xs = x_shape.to_vec();
                         xs.remove(ca);
                         let ks = if *kernel_broadcast {
                             if k_shape.len() + 1 != x_shape.len() {
-                                return Err(shape_error("k", k_shape, "a broadcast kernel has one axis fewer than x"));
+                                return Err(shape_error(
+                                    "k",
+                                    k_shape,
+                                    "a broadcast kernel has one axis fewer than x",
+                                ));
                             }
                             k_shape.to_vec()
                         } else {
@@ -317,14 +356,20 @@ impl ConvSpec {
                                 return Err(shape_error(
                                     "k",
                                     k_shape,
-                                    format!("k must have as many axes as x ({}), or one fewer", x_shape.len()),
+                                    format!(
+                                        "k must have as many axes as x ({}), or one fewer",
+                                        x_shape.len()
+                                    ),
                                 ));
                             }
                             if k_shape[ca] != c {
                                 return Err(shape_error(
                                     "k",
                                     k_shape,
-                                    format!("k has {} channels along channel_axis {ca}, x has {c}", k_shape[ca]),
+                                    format!(
+                                        "k has {} channels along channel_axis {ca}, x has {c}",
+                                        k_shape[ca]
+                                    ),
                                 ));
                             }
                             let mut ks = k_shape.to_vec();
@@ -338,7 +383,11 @@ impl ConvSpec {
             Layout::Batched { channels_last } => {
                 let nd = x_shape.len();
                 if !(3..=SPATIAL + 2).contains(&nd) {
-                    return Err(shape_error("input", x_shape, "expected (N, C, *spatial) with 1 to 3 spatial axes"));
+                    return Err(shape_error(
+                        "input",
+                        x_shape,
+                        "expected (N, C, *spatial) with 1 to 3 spatial axes",
+                    ));
                 }
                 if k_shape.len() != nd {
                     return Err(shape_error(
@@ -357,20 +406,40 @@ impl ConvSpec {
                     return Err(invalid("groups", g, "must be positive"));
                 }
                 if c % g != 0 {
-                    return Err(invalid("groups", g, format!("must divide the input channels ({c})")));
+                    return Err(invalid(
+                        "groups",
+                        g,
+                        format!("must divide the input channels ({c})"),
+                    ));
                 }
                 let c_out = k_shape[0];
                 if c_out % g != 0 {
-                    return Err(invalid("groups", g, format!("must divide the output channels ({c_out})")));
+                    return Err(invalid(
+                        "groups",
+                        g,
+                        format!("must divide the output channels ({c_out})"),
+                    ));
                 }
                 if k_shape[1] * g != c {
                     return Err(shape_error(
                         "weight",
                         k_shape,
-                        format!("weight.shape[1] must be C_in/groups = {}/{g} = {}", c, c / g),
+                        format!(
+                            "weight.shape[1] must be C_in/groups = {}/{g} = {}",
+                            c,
+                            c / g
+                        ),
                     ));
                 }
-                (nd - 2, x_shape[0], c, c_out, g, spatial, k_shape[2..].to_vec())
+                (
+                    nd - 2,
+                    x_shape[0],
+                    c,
+                    c_out,
+                    g,
+                    spatial,
+                    k_shape[2..].to_vec(),
+                )
             }
         };
         if ks.contains(&0) {
@@ -404,7 +473,9 @@ impl ConvSpec {
                         return Err(invalid(
                             "padding",
                             v,
-                            format!("expected {rank} (before, after) pairs, one per convolved axis"),
+                            format!(
+                                "expected {rank} (before, after) pairs, one per convolved axis"
+                            ),
                         ));
                     }
                     v[a - (SPATIAL - rank)]
@@ -469,12 +540,16 @@ impl ConvSpec {
         let sp = &self.out_spatial()[SPATIAL - self.rank..];
         match &self.layout {
             Layout::Signal { .. } => sp.to_vec(),
-            Layout::Batched { channels_last: false } => {
+            Layout::Batched {
+                channels_last: false,
+            } => {
                 let mut v = vec![self.batch, self.out_channels];
                 v.extend_from_slice(sp);
                 v
             }
-            Layout::Batched { channels_last: true } => {
+            Layout::Batched {
+                channels_last: true,
+            } => {
                 let mut v = vec![self.batch];
                 v.extend_from_slice(sp);
                 v.push(self.out_channels);
@@ -487,7 +562,11 @@ impl ConvSpec {
     pub fn macs(&self) -> f64 {
         let out: usize = self.out_spatial().iter().product();
         let taps: usize = self.kernel.iter().product();
-        self.batch as f64 * self.out_channels as f64 * (self.in_channels / self.groups) as f64 * out as f64 * taps as f64
+        self.batch as f64
+            * self.out_channels as f64
+            * (self.in_channels / self.groups) as f64
+            * out as f64
+            * taps as f64
     }
 
     /// Number of kernel taps per output summed over channels (the reduction length).
@@ -508,16 +587,34 @@ mod tests {
     fn pad_indices_match_numpy_examples() {
         // np.pad(np.arange(3), 4, mode)
         let some = |v: &[usize]| v.iter().map(|&i| Some(i)).collect::<Vec<_>>();
-        assert_eq!(np_pad_index(PadMode::Reflect, 3, 4, 11), some(&[0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2]));
-        assert_eq!(np_pad_index(PadMode::Symmetric, 3, 4, 11), some(&[2, 2, 1, 0, 0, 1, 2, 2, 1, 0, 0]));
-        assert_eq!(np_pad_index(PadMode::Wrap, 3, 4, 11), some(&[2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0]));
-        assert_eq!(np_pad_index(PadMode::Edge, 3, 4, 11), some(&[0, 0, 0, 0, 0, 1, 2, 2, 2, 2, 2]));
+        assert_eq!(
+            np_pad_index(PadMode::Reflect, 3, 4, 11),
+            some(&[0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2])
+        );
+        assert_eq!(
+            np_pad_index(PadMode::Symmetric, 3, 4, 11),
+            some(&[2, 2, 1, 0, 0, 1, 2, 2, 1, 0, 0])
+        );
+        assert_eq!(
+            np_pad_index(PadMode::Wrap, 3, 4, 11),
+            some(&[2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+        );
+        assert_eq!(
+            np_pad_index(PadMode::Edge, 3, 4, 11),
+            some(&[0, 0, 0, 0, 0, 1, 2, 2, 2, 2, 2])
+        );
     }
 
     #[test]
     fn same_padding_centres_even_kernels_like_scipy() {
-        let layout = Layout::Signal { channel_axis: None, kernel_broadcast: false };
-        let opts = Options { padding: Padding::Same, ..Options::default() };
+        let layout = Layout::Signal {
+            channel_axis: None,
+            kernel_broadcast: false,
+        };
+        let opts = Options {
+            padding: Padding::Same,
+            ..Options::default()
+        };
         let spec = ConvSpec::new(&[10], &[4], layout, &opts).unwrap();
         assert_eq!(spec.padding[2], (2, 1));
         assert_eq!(spec.out_shape(), vec![10]);
@@ -525,11 +622,21 @@ mod tests {
 
     #[test]
     fn bad_requests_are_rejected() {
-        let layout = Layout::Signal { channel_axis: None, kernel_broadcast: false };
+        let layout = Layout::Signal {
+            channel_axis: None,
+            kernel_broadcast: false,
+        };
         let e = ConvSpec::new(&[7, 7], &[3, 3], layout.clone(), &Options::strided(0)).unwrap_err();
         assert!(matches!(e, Error::InvalidValue { arg: "stride", .. }));
         let e = ConvSpec::new(&[2, 7], &[3, 3], layout.clone(), &Options::default()).unwrap_err();
-        assert!(matches!(e, Error::KernelTooLarge { axis: 0, kernel_extent: 3, padded_len: 2 }));
+        assert!(matches!(
+            e,
+            Error::KernelTooLarge {
+                axis: 0,
+                kernel_extent: 3,
+                padded_len: 2
+            }
+        ));
         let e = ConvSpec::new(&[7, 7], &[3], layout, &Options::default()).unwrap_err();
         assert!(matches!(e, Error::Shape { arg: "k", .. }));
     }

@@ -38,7 +38,8 @@ macro_rules! apply_mapping {
             while v.ndim() < 5 {
                 v = v.insert_axis(Axis(2));
             }
-            v.into_dimensionality::<Ix5>().expect("five axes by construction")
+            v.into_dimensionality::<Ix5>()
+                .expect("five axes by construction")
         }
     };
 }
@@ -47,14 +48,29 @@ apply_mapping!(map_view_mut, ArrayViewMutD, ArrayViewMut5);
 
 fn data_mapping(spec: &ConvSpec, is_output: bool) -> Mapping {
     match &spec.layout {
-        Layout::Signal { channel_axis: Some(ca), .. } if !is_output => {
-            Mapping { perm: Some(move_axis(spec.rank + 1, *ca, 0)), prepend: 1 }
-        }
-        Layout::Signal { .. } => Mapping { perm: None, prepend: 2 },
-        Layout::Batched { channels_last: false } => Mapping { perm: None, prepend: 0 },
-        Layout::Batched { channels_last: true } => {
-            Mapping { perm: Some(move_axis(spec.rank + 2, spec.rank + 1, 1)), prepend: 0 }
-        }
+        Layout::Signal {
+            channel_axis: Some(ca),
+            ..
+        } if !is_output => Mapping {
+            perm: Some(move_axis(spec.rank + 1, *ca, 0)),
+            prepend: 1,
+        },
+        Layout::Signal { .. } => Mapping {
+            perm: None,
+            prepend: 2,
+        },
+        Layout::Batched {
+            channels_last: false,
+        } => Mapping {
+            perm: None,
+            prepend: 0,
+        },
+        Layout::Batched {
+            channels_last: true,
+        } => Mapping {
+            perm: Some(move_axis(spec.rank + 2, spec.rank + 1, 1)),
+            prepend: 0,
+        },
     }
 }
 
@@ -64,7 +80,10 @@ pub(crate) fn input_view<'a, T>(spec: &ConvSpec, x: ArrayViewD<'a, T>) -> ArrayV
 }
 
 /// The canonical `(N, C_out, OD, OH, OW)` view of the output, laid out as the user sees it.
-pub(crate) fn output_view<'a, T>(spec: &ConvSpec, out: ArrayViewMutD<'a, T>) -> ArrayViewMut5<'a, T> {
+pub(crate) fn output_view<'a, T>(
+    spec: &ConvSpec,
+    out: ArrayViewMutD<'a, T>,
+) -> ArrayViewMut5<'a, T> {
     map_view_mut(out, &data_mapping(spec, true))
 }
 
@@ -72,18 +91,31 @@ pub(crate) fn output_view<'a, T>(spec: &ConvSpec, out: ArrayViewMutD<'a, T>) -> 
 /// has one input channel here and is expanded by [`prepare_kernel`].
 pub(crate) fn kernel_view<'a, T>(spec: &ConvSpec, k: ArrayViewD<'a, T>) -> ArrayView5<'a, T> {
     let m = match &spec.layout {
-        Layout::Signal { channel_axis: Some(ca), kernel_broadcast: false } => {
-            Mapping { perm: Some(move_axis(spec.rank + 1, *ca, 0)), prepend: 1 }
-        }
-        Layout::Signal { .. } => Mapping { perm: None, prepend: 2 },
-        Layout::Batched { .. } => Mapping { perm: None, prepend: 0 },
+        Layout::Signal {
+            channel_axis: Some(ca),
+            kernel_broadcast: false,
+        } => Mapping {
+            perm: Some(move_axis(spec.rank + 1, *ca, 0)),
+            prepend: 1,
+        },
+        Layout::Signal { .. } => Mapping {
+            perm: None,
+            prepend: 2,
+        },
+        Layout::Batched { .. } => Mapping {
+            perm: None,
+            prepend: 0,
+        },
     };
     map_view(k, &m)
 }
 
 /// The kernel as the methods want it: contiguous, in the compute type, flipped for
 /// convolution, conjugated for complex correlation in the signal layout, broadcast over channels if asked.
-pub(crate) fn prepare_kernel<E: Element>(spec: &ConvSpec, k: ArrayView5<'_, E>) -> Array5<E::Compute> {
+pub(crate) fn prepare_kernel<E: Element>(
+    spec: &ConvSpec,
+    k: ArrayView5<'_, E>,
+) -> Array5<E::Compute> {
     let cin = spec.in_channels / spec.groups;
     let (co, ci_k) = (k.shape()[0], k.shape()[1]);
     let dims = (co, cin, spec.kernel[0], spec.kernel[1], spec.kernel[2]);
@@ -94,7 +126,11 @@ pub(crate) fn prepare_kernel<E: Element>(spec: &ConvSpec, k: ArrayView5<'_, E>) 
         && matches!(spec.layout, Layout::Signal { .. });
     let [kd, kh, kw] = spec.kernel;
     Array5::from_shape_fn(dims, |(o, c, d, h, w)| {
-        let (d, h, w) = if flip { (kd - 1 - d, kh - 1 - h, kw - 1 - w) } else { (d, h, w) };
+        let (d, h, w) = if flip {
+            (kd - 1 - d, kh - 1 - h, kw - 1 - w)
+        } else {
+            (d, h, w)
+        };
         let v = k[(o, if ci_k == 1 { 0 } else { c }, d, h, w)].to_compute();
         if conj {
             v.conj()
@@ -118,7 +154,12 @@ pub(crate) fn prepare_input<'a, E: Element>(
     let [n, c] = [x.shape()[0], x.shape()[1]];
     let padded: [usize; SPATIAL] = std::array::from_fn(|a| spec.padded_len(a));
     let maps: [Vec<Option<usize>>; SPATIAL] = std::array::from_fn(|a| {
-        (0..padded[a]).map(|i| spec.pad_mode.source_index(i, spec.padding[a].0, spec.input[a])).collect()
+        (0..padded[a])
+            .map(|i| {
+                spec.pad_mode
+                    .source_index(i, spec.padding[a].0, spec.input[a])
+            })
+            .collect()
     });
     let cval = <E::Compute as Scalar>::from_f64(spec.cval);
     let mut out = Array5::from_elem((n, c, padded[0], padded[1], padded[2]), cval);
@@ -145,12 +186,18 @@ pub(crate) fn prepare_input<'a, E: Element>(
 /// For integers: refuse (as overflow) a problem whose partial sums could leave `i128`, so
 /// that every method may use plain arithmetic. The bound is max|x| · max over output
 /// channels of Σ|k|, which bounds every partial sum in any order.
-pub(crate) fn check_integer_bound<T: Scalar>(x: &ArrayView5<'_, T>, k: &ArrayView5<'_, T>) -> Result<()> {
+pub(crate) fn check_integer_bound<T: Scalar>(
+    x: &ArrayView5<'_, T>,
+    k: &ArrayView5<'_, T>,
+) -> Result<()> {
     if T::KIND != Kind::Integer {
         return Ok(());
     }
     let max_x = x.iter().fold(0.0f64, |m, v| m.max(v.magnitude()));
-    let max_k = k.outer_iter().map(|o| o.iter().map(|v| v.magnitude()).sum::<f64>()).fold(0.0f64, f64::max);
+    let max_k = k
+        .outer_iter()
+        .map(|o| o.iter().map(|v| v.magnitude()).sum::<f64>())
+        .fold(0.0f64, f64::max);
     let bound = max_x * max_k;
     if bound >= 2f64.powi(125) {
         return Err(overflow(format!(
@@ -185,4 +232,3 @@ pub(crate) fn has_non_finite<T: Scalar>(a: &ArrayView5<'_, T>) -> bool {
         None => !a.iter().all(|v| v.is_finite()),
     }
 }
-

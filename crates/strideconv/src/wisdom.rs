@@ -55,7 +55,11 @@ pub struct Wisdom {
 
 /// The machine, as wisdom is keyed: instruction set and core count.
 pub fn cpu_key() -> String {
-    format!("{}-{}cores", crate::kernels::isa().name(), crate::method::default_threads())
+    format!(
+        "{}-{}cores",
+        crate::kernels::isa().name(),
+        crate::method::default_threads()
+    )
 }
 
 fn kind_name(k: Kind) -> &'static str {
@@ -69,7 +73,11 @@ fn kind_name(k: Kind) -> &'static str {
 fn store() -> &'static RwLock<Wisdom> {
     static WISDOM: OnceLock<RwLock<Wisdom>> = OnceLock::new();
     WISDOM.get_or_init(|| {
-        let mut w = Wisdom { version: env!("CARGO_PKG_VERSION").into(), cpu: cpu_key(), ..Wisdom::default() };
+        let mut w = Wisdom {
+            version: env!("CARGO_PKG_VERSION").into(),
+            cpu: cpu_key(),
+            ..Wisdom::default()
+        };
         if let Ok(path) = std::env::var("STRIDECONV_WISDOM") {
             if let Ok(loaded) = read(&path) {
                 w = loaded;
@@ -80,9 +88,14 @@ fn store() -> &'static RwLock<Wisdom> {
 }
 
 fn read(path: &str) -> Result<Wisdom> {
-    let io = |detail: String| Error::InvalidValue { arg: "wisdom", value: path.into(), expected: detail };
+    let io = |detail: String| Error::InvalidValue {
+        arg: "wisdom",
+        value: path.into(),
+        expected: detail,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| io(format!("cannot read: {e}")))?;
-    let w: Wisdom = serde_json::from_str(&text).map_err(|e| io(format!("not strideconv wisdom: {e}")))?;
+    let w: Wisdom =
+        serde_json::from_str(&text).map_err(|e| io(format!("not strideconv wisdom: {e}")))?;
     if w.version != env!("CARGO_PKG_VERSION") || w.cpu != cpu_key() {
         return Err(io(format!(
             "made by version {} on {}, this is version {} on {}",
@@ -106,7 +119,11 @@ pub fn load(path: &str) -> Result<()> {
 pub fn save(path: &str) -> Result<()> {
     let w = current();
     let text = serde_json::to_string_pretty(&w).expect("wisdom serialises");
-    std::fs::write(path, text).map_err(|e| Error::InvalidValue { arg: "wisdom", value: path.into(), expected: format!("cannot write: {e}") })
+    std::fs::write(path, text).map_err(|e| Error::InvalidValue {
+        arg: "wisdom",
+        value: path.into(),
+        expected: format!("cannot write: {e}"),
+    })
 }
 
 /// A copy of the in-memory wisdom.
@@ -128,7 +145,9 @@ pub(crate) fn scales() -> Scales {
             .iter()
             .filter_map(|e| {
                 let m: Method = e.method.parse().ok()?;
-                let k = [Kind::Real, Kind::Complex, Kind::Integer].into_iter().find(|k| kind_name(*k) == e.kind)?;
+                let k = [Kind::Real, Kind::Complex, Kind::Integer]
+                    .into_iter()
+                    .find(|k| kind_name(*k) == e.kind)?;
                 Some((m, k, e.scale))
             })
             .collect(),
@@ -155,13 +174,20 @@ pub fn problem_key<T: Scalar>(spec: &ConvSpec, threads: usize) -> String {
 
 pub(crate) fn recall(key: &str) -> Option<Method> {
     let w = store().read().unwrap_or_else(|e| e.into_inner());
-    w.choices.iter().find(|c| c.key == key).and_then(|c| c.method.parse().ok())
+    w.choices
+        .iter()
+        .find(|c| c.key == key)
+        .and_then(|c| c.method.parse().ok())
 }
 
 pub(crate) fn remember(key: String, method: Method, seconds: f64) {
     let mut w = store().write().unwrap_or_else(|e| e.into_inner());
     w.choices.retain(|c| c.key != key);
-    w.choices.push(Choice { key, method: method.name().into(), seconds });
+    w.choices.push(Choice {
+        key,
+        method: method.name().into(),
+        seconds,
+    });
 }
 
 /// Seconds of the best of a few runs of `plan` on synthetic data (capped at ~0.3 s).
@@ -197,8 +223,14 @@ pub(crate) fn time_plan<T: Scalar>(plan: &Plan<T>) -> Result<f64> {
 /// Takes a few tens of seconds. Returns the new wisdom; [`save`] keeps it.
 pub fn calibrate(mut progress: impl FnMut(&str)) -> Result<Wisdom> {
     forget();
-    let signal = Layout::Signal { channel_axis: None, kernel_broadcast: false };
-    let chans = Layout::Signal { channel_axis: Some(2), kernel_broadcast: false };
+    let signal = Layout::Signal {
+        channel_axis: None,
+        kernel_broadcast: false,
+    };
+    let chans = Layout::Signal {
+        channel_axis: Some(2),
+        kernel_broadcast: false,
+    };
     let problems: Vec<(Vec<usize>, Vec<usize>, Layout, usize)> = vec![
         (vec![256, 256], vec![3, 3], signal.clone(), 2),
         (vec![512, 512], vec![7, 7], signal.clone(), 2),
@@ -225,10 +257,18 @@ pub fn calibrate(mut progress: impl FnMut(&str)) -> Result<Wisdom> {
     w.scales.clear();
     for m in Method::ALL {
         for k in [Kind::Real, Kind::Complex, Kind::Integer] {
-            let logs: Vec<f64> = ratios.iter().filter(|r| r.0 == m && r.1 == k).map(|r| r.2.ln()).collect();
+            let logs: Vec<f64> = ratios
+                .iter()
+                .filter(|r| r.0 == m && r.1 == k)
+                .map(|r| r.2.ln())
+                .collect();
             if !logs.is_empty() {
                 let scale = (logs.iter().sum::<f64>() / logs.len() as f64).exp();
-                w.scales.push(ScaleEntry { method: m.name().into(), kind: kind_name(k).into(), scale });
+                w.scales.push(ScaleEntry {
+                    method: m.name().into(),
+                    kind: kind_name(k).into(),
+                    scale,
+                });
             }
         }
     }
@@ -238,7 +278,9 @@ pub fn calibrate(mut progress: impl FnMut(&str)) -> Result<Wisdom> {
 fn measure_ratios<T: Scalar>(spec: &ConvSpec, out: &mut Vec<(Method, Kind, f64)>) -> Result<()> {
     let unit = Scales(Vec::new());
     for m in Method::ALL {
-        let Ok(est) = crate::cost::estimate::<T>(m, spec, 1, &unit) else { continue };
+        let Ok(est) = crate::cost::estimate::<T>(m, spec, 1, &unit) else {
+            continue;
+        };
         if est > 0.5 {
             continue; // too slow to be worth measuring (and never the choice)
         }

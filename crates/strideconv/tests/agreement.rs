@@ -7,7 +7,9 @@
 use ndarray::{ArrayD, ArrayViewD, Axis, Dimension, IxDyn, Slice};
 use num_complex::Complex64;
 use proptest::prelude::*;
-use strideconv::{compute, ConvSpec, Element, Layout, Method, Op, Options, PadMode, Padding, Run, Scalar};
+use strideconv::{
+    compute, ConvSpec, Element, Layout, Method, Op, Options, PadMode, Padding, Run, Scalar,
+};
 
 /// A small deterministic generator: cases are derived from one seed proptest draws.
 struct Rng(u64);
@@ -43,18 +45,44 @@ struct Case {
 }
 
 fn random_case(rng: &mut Rng, long_rows: bool) -> Case {
-    let rank = if long_rows { rng.range(1, 2) } else { rng.range(1, 3) };
+    let rank = if long_rows {
+        rng.range(1, 2)
+    } else {
+        rng.range(1, 3)
+    };
     let batched = rng.below(3) == 0;
-    let small = |rng: &mut Rng| if rank == 3 { rng.range(1, 7) } else { rng.range(1, 13) };
+    let small = |rng: &mut Rng| {
+        if rank == 3 {
+            rng.range(1, 7)
+        } else {
+            rng.range(1, 13)
+        }
+    };
     let mut n: Vec<usize> = (0..rank).map(|_| small(rng)).collect();
     if long_rows {
         // Rows longer than the kernels' register chunks, so chunk tails are exercised.
         n[rank - 1] = rng.range(100, 700);
     }
     let stride: Vec<usize> = (0..rank).map(|_| rng.range(1, 5)).collect();
-    let dilation: Vec<usize> = (0..rank).map(|_| if rng.below(3) == 0 { rng.range(2, 3) } else { 1 }).collect();
-    let pad_mode = [PadMode::Constant, PadMode::Reflect, PadMode::Symmetric, PadMode::Edge, PadMode::Wrap][rng.below(5)];
-    let mut pads: Vec<(usize, usize)> = (0..rank).map(|_| (rng.range(0, 3), rng.range(0, 3))).collect();
+    let dilation: Vec<usize> = (0..rank)
+        .map(|_| {
+            if rng.below(3) == 0 {
+                rng.range(2, 3)
+            } else {
+                1
+            }
+        })
+        .collect();
+    let pad_mode = [
+        PadMode::Constant,
+        PadMode::Reflect,
+        PadMode::Symmetric,
+        PadMode::Edge,
+        PadMode::Wrap,
+    ][rng.below(5)];
+    let mut pads: Vec<(usize, usize)> = (0..rank)
+        .map(|_| (rng.range(0, 3), rng.range(0, 3)))
+        .collect();
     if pad_mode == PadMode::Reflect {
         // numpy cannot reflect-pad a length-1 axis by a positive amount? It can: it repeats the
         // value. Keep it, the reference does the same.
@@ -75,7 +103,11 @@ fn random_case(rng: &mut Rng, long_rows: bool) -> Case {
         })
         .collect();
     let opts = Options {
-        op: if rng.below(2) == 0 { Op::Correlate } else { Op::Convolve },
+        op: if rng.below(2) == 0 {
+            Op::Correlate
+        } else {
+            Op::Convolve
+        },
         stride,
         dilation,
         padding: Padding::Explicit(pads),
@@ -99,7 +131,16 @@ fn random_case(rng: &mut Rng, long_rows: bool) -> Case {
         }
         let mut ks = vec![cout, cin / groups];
         ks.extend(&f);
-        (Layout::Batched { channels_last }, xs, ks, Options { groups, op: Op::Correlate, ..opts })
+        (
+            Layout::Batched { channels_last },
+            xs,
+            ks,
+            Options {
+                groups,
+                op: Op::Correlate,
+                ..opts
+            },
+        )
     } else if rng.below(3) == 0 {
         let c = rng.range(1, 3);
         let ca = rng.below(rank + 1);
@@ -113,27 +154,65 @@ fn random_case(rng: &mut Rng, long_rows: bool) -> Case {
             ks.insert(ca, c);
             ks
         };
-        (Layout::Signal { channel_axis: Some(ca), kernel_broadcast: broadcast }, xs, ks, opts)
+        (
+            Layout::Signal {
+                channel_axis: Some(ca),
+                kernel_broadcast: broadcast,
+            },
+            xs,
+            ks,
+            opts,
+        )
     } else {
-        (Layout::Signal { channel_axis: None, kernel_broadcast: false }, n.clone(), f.clone(), opts)
+        (
+            Layout::Signal {
+                channel_axis: None,
+                kernel_broadcast: false,
+            },
+            n.clone(),
+            f.clone(),
+            opts,
+        )
     };
     let reverse_axis = (rng.below(3) == 0).then(|| rng.below(x_shape.len()));
-    Case { layout, x_shape, k_shape, opts, reverse_axis, step_two: rng.below(3) == 0 }
+    Case {
+        layout,
+        x_shape,
+        k_shape,
+        opts,
+        reverse_axis,
+        step_two: rng.below(3) == 0,
+    }
 }
 
 /// Index of spatial axis `a` (0-based among convolved axes) in x, for each layout.
 fn spatial_axes(case: &Case, rank: usize) -> Vec<usize> {
     match &case.layout {
-        Layout::Signal { channel_axis: None, .. } => (0..rank).collect(),
-        Layout::Signal { channel_axis: Some(ca), .. } => (0..rank + 1).filter(|a| a != ca).collect(),
-        Layout::Batched { channels_last: false } => (2..rank + 2).collect(),
-        Layout::Batched { channels_last: true } => (1..rank + 1).collect(),
+        Layout::Signal {
+            channel_axis: None, ..
+        } => (0..rank).collect(),
+        Layout::Signal {
+            channel_axis: Some(ca),
+            ..
+        } => (0..rank + 1).filter(|a| a != ca).collect(),
+        Layout::Batched {
+            channels_last: false,
+        } => (2..rank + 2).collect(),
+        Layout::Batched {
+            channels_last: true,
+        } => (1..rank + 1).collect(),
     }
 }
 
 /// The definition, written out on the user's layout.
 fn reference<T: Scalar>(case: &Case, x: &ArrayD<T>, k: &ArrayD<T>) -> ArrayD<T> {
-    let spec = ConvSpec::new(&case.x_shape, &case.k_shape, case.layout.clone(), &case.opts).unwrap();
+    let spec = ConvSpec::new(
+        &case.x_shape,
+        &case.k_shape,
+        case.layout.clone(),
+        &case.opts,
+    )
+    .unwrap();
     let rank = spec.rank;
     let axes = spatial_axes(case, rank);
     let pads = match &case.opts.padding {
@@ -141,17 +220,34 @@ fn reference<T: Scalar>(case: &Case, x: &ArrayD<T>, k: &ArrayD<T>) -> ArrayD<T> 
         _ => unreachable!(),
     };
     let out_shape = spec.out_shape();
-    let stride = if case.opts.stride.len() == 1 { vec![case.opts.stride[0]; rank] } else { case.opts.stride.clone() };
-    let dil = if case.opts.dilation.len() == 1 { vec![case.opts.dilation[0]; rank] } else { case.opts.dilation.clone() };
+    let stride = if case.opts.stride.len() == 1 {
+        vec![case.opts.stride[0]; rank]
+    } else {
+        case.opts.stride.clone()
+    };
+    let dil = if case.opts.dilation.len() == 1 {
+        vec![case.opts.dilation[0]; rank]
+    } else {
+        case.opts.dilation.clone()
+    };
     let ks: Vec<usize> = match &case.layout {
         Layout::Batched { .. } => case.k_shape[2..].to_vec(),
-        Layout::Signal { channel_axis: Some(ca), kernel_broadcast: false } => {
-            case.k_shape.iter().enumerate().filter(|(i, _)| i != ca).map(|(_, &v)| v).collect()
-        }
+        Layout::Signal {
+            channel_axis: Some(ca),
+            kernel_broadcast: false,
+        } => case
+            .k_shape
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i != ca)
+            .map(|(_, &v)| v)
+            .collect(),
         _ => case.k_shape.clone(),
     };
     let flip = case.opts.op == Op::Convolve;
-    let conj = case.opts.op == Op::Correlate && T::KIND == strideconv::Kind::Complex && matches!(case.layout, Layout::Signal { .. });
+    let conj = case.opts.op == Op::Correlate
+        && T::KIND == strideconv::Kind::Complex
+        && matches!(case.layout, Layout::Signal { .. });
     let cval = T::from_f64(case.opts.cval);
     // x value at padded spatial position p (per convolved axis), fixed other indices.
     let xval = |idx: &mut Vec<usize>, p: &[usize]| -> T {
@@ -167,19 +263,29 @@ fn reference<T: Scalar>(case: &Case, x: &ArrayD<T>, k: &ArrayD<T>) -> ArrayD<T> 
     let taps: Vec<Vec<usize>> = {
         let mut v = vec![vec![]];
         for &f in &ks {
-            v = v.into_iter().flat_map(|t| (0..f).map(move |i| [t.clone(), vec![i]].concat())).collect();
+            v = v
+                .into_iter()
+                .flat_map(|t| (0..f).map(move |i| [t.clone(), vec![i]].concat()))
+                .collect();
         }
         v
     };
     let kval = |ch: &[usize], t: &[usize]| -> T {
-        let t: Vec<usize> = if flip { t.iter().zip(&ks).map(|(&i, &f)| f - 1 - i).collect() } else { t.to_vec() };
+        let t: Vec<usize> = if flip {
+            t.iter().zip(&ks).map(|(&i, &f)| f - 1 - i).collect()
+        } else {
+            t.to_vec()
+        };
         let mut idx = Vec::new();
         match &case.layout {
             Layout::Batched { .. } => {
                 idx.extend_from_slice(ch);
                 idx.extend(&t);
             }
-            Layout::Signal { channel_axis: Some(ca), kernel_broadcast: false } => {
+            Layout::Signal {
+                channel_axis: Some(ca),
+                kernel_broadcast: false,
+            } => {
                 idx.extend(&t);
                 idx.insert(*ca, ch[0]);
             }
@@ -196,13 +302,23 @@ fn reference<T: Scalar>(case: &Case, x: &ArrayD<T>, k: &ArrayD<T>) -> ArrayD<T> 
         let o = o.slice().to_vec();
         let (out_sp, fixed): (Vec<usize>, Vec<(usize, usize)>) = match &case.layout {
             Layout::Signal { .. } => (o.clone(), vec![]),
-            Layout::Batched { channels_last: false } => (o[2..].to_vec(), vec![(0, o[0]), (1, o[1])]),
-            Layout::Batched { channels_last: true } => (o[1..=rank].to_vec(), vec![(0, o[0]), (rank + 1, o[rank + 1])]),
+            Layout::Batched {
+                channels_last: false,
+            } => (o[2..].to_vec(), vec![(0, o[0]), (1, o[1])]),
+            Layout::Batched {
+                channels_last: true,
+            } => (
+                o[1..=rank].to_vec(),
+                vec![(0, o[0]), (rank + 1, o[rank + 1])],
+            ),
         };
         let mut acc = T::zero();
         let mut idx = vec![0usize; x.ndim()];
         let (chans, cout_of): (Vec<usize>, Option<(usize, usize)>) = match &case.layout {
-            Layout::Signal { channel_axis: Some(ca), .. } => ((0..x.shape()[*ca]).collect(), None),
+            Layout::Signal {
+                channel_axis: Some(ca),
+                ..
+            } => ((0..x.shape()[*ca]).collect(), None),
             Layout::Signal { .. } => (vec![0], None),
             Layout::Batched { channels_last } => {
                 let cin = x.shape()[if *channels_last { rank + 1 } else { 1 }];
@@ -211,14 +327,22 @@ fn reference<T: Scalar>(case: &Case, x: &ArrayD<T>, k: &ArrayD<T>) -> ArrayD<T> 
                 let per_in = cin / g;
                 let per_out = spec.out_channels / g;
                 let grp = cout / per_out;
-                ((grp * per_in..(grp + 1) * per_in).collect(), Some((cout, grp * per_in)))
+                (
+                    (grp * per_in..(grp + 1) * per_in).collect(),
+                    Some((cout, grp * per_in)),
+                )
             }
         };
         for &c in &chans {
             for t in &taps {
-                let p: Vec<usize> = (0..rank).map(|a| out_sp[a] * stride[a] + t[a] * dil[a]).collect();
+                let p: Vec<usize> = (0..rank)
+                    .map(|a| out_sp[a] * stride[a] + t[a] * dil[a])
+                    .collect();
                 match &case.layout {
-                    Layout::Signal { channel_axis: Some(ca), .. } => idx[*ca] = c,
+                    Layout::Signal {
+                        channel_axis: Some(ca),
+                        ..
+                    } => idx[*ca] = c,
                     Layout::Batched { channels_last } => {
                         idx[0] = fixed[0].1;
                         idx[if *channels_last { rank + 1 } else { 1 }] = c;
@@ -239,8 +363,16 @@ fn reference<T: Scalar>(case: &Case, x: &ArrayD<T>, k: &ArrayD<T>) -> ArrayD<T> 
 
 /// A random backing array for `shape`: twice as long per axis when the case views it with
 /// step 2.
-fn backing<T: Copy>(case: &Case, shape: &[usize], rng: &mut Rng, conv: impl Fn(i64, i64) -> T) -> ArrayD<T> {
-    let big: Vec<usize> = shape.iter().map(|&n| if case.step_two { 2 * n } else { n }).collect();
+fn backing<T: Copy>(
+    case: &Case,
+    shape: &[usize],
+    rng: &mut Rng,
+    conv: impl Fn(i64, i64) -> T,
+) -> ArrayD<T> {
+    let big: Vec<usize> = shape
+        .iter()
+        .map(|&n| if case.step_two { 2 * n } else { n })
+        .collect();
     ArrayD::from_shape_simple_fn(IxDyn(&big), || conv(rng.value(), rng.value()))
 }
 
@@ -259,13 +391,24 @@ fn strided_view<'a, T>(case: &Case, b: &'a ArrayD<T>) -> ArrayViewD<'a, T> {
     v
 }
 
-fn check_all<E: Element, W: Scalar + Into<Complex64Like>>(case: &Case, x: ArrayViewD<'_, E>, k: ArrayViewD<'_, E>, want: &ArrayD<W>, tol: f64)
-where
+fn check_all<E: Element, W: Scalar + Into<Complex64Like>>(
+    case: &Case,
+    x: ArrayViewD<'_, E>,
+    k: ArrayViewD<'_, E>,
+    want: &ArrayD<W>,
+    tol: f64,
+) where
     E::Output: Into<Complex64Like>,
 {
     for m in Method::ALL {
         for threads in [Some(1), Some(2)] {
-            let got = compute(x.clone(), k.clone(), case.layout.clone(), &case.opts, Run { method: m, threads });
+            let got = compute(
+                x.clone(),
+                k.clone(),
+                case.layout.clone(),
+                &case.opts,
+                Run { method: m, threads },
+            );
             let got = match got {
                 Ok(g) => g,
                 Err(strideconv::Error::MethodRefused { .. }) => continue,
@@ -275,7 +418,10 @@ where
             for (g, w) in got.iter().zip(want.iter()) {
                 let g: Complex64Like = (*g).into();
                 let w: Complex64Like = (*w).into();
-                assert!(g.dist(&w) <= tol, "{m} (threads {threads:?}): {g:?} vs {w:?} for {case:?}");
+                assert!(
+                    g.dist(&w) <= tol,
+                    "{m} (threads {threads:?}): {g:?} vs {w:?} for {case:?}"
+                );
             }
         }
     }
@@ -327,7 +473,13 @@ impl From<Complex64> for Complex64Like {
 fn run_case(seed: u64, long_rows: bool) {
     let mut rng = Rng(seed);
     let case = random_case(&mut rng, long_rows);
-    let spec = ConvSpec::new(&case.x_shape, &case.k_shape, case.layout.clone(), &case.opts).unwrap();
+    let spec = ConvSpec::new(
+        &case.x_shape,
+        &case.k_shape,
+        case.layout.clone(),
+        &case.opts,
+    )
+    .unwrap();
     let red = spec.reduction_len() as f64;
     macro_rules! check {
         ($xconv:expr, $kconv:expr, $to_ref:expr, $tol:expr) => {{
@@ -340,8 +492,18 @@ fn run_case(seed: u64, long_rows: bool) {
     }
     match rng.below(4) {
         0 => check!(|a, _| a, |a, _| a, |v: i64| v as i128, 0.0),
-        1 => check!(|a, _| a as f64 / 3.0, |a, _| a as f64 / 7.0, |v: f64| v, 1e-11 * red * 30.0),
-        2 => check!(|a, _| a as f32 / 3.0, |a, _| a as f32 / 7.0, |v: f32| v as f64, 2e-5 * red * 30.0),
+        1 => check!(
+            |a, _| a as f64 / 3.0,
+            |a, _| a as f64 / 7.0,
+            |v: f64| v,
+            1e-11 * red * 30.0
+        ),
+        2 => check!(
+            |a, _| a as f32 / 3.0,
+            |a, _| a as f32 / 7.0,
+            |v: f32| v as f64,
+            2e-5 * red * 30.0
+        ),
         _ => check!(
             |a, b| Complex64::new(a as f64, b as f64),
             |a, b| Complex64::new(a as f64 / 2.0, b as f64),
@@ -369,16 +531,37 @@ proptest! {
 
 #[test]
 fn the_reference_itself_on_the_seed() {
-    let x = ndarray::array![[2i64, 3, 7, 4, 6, 2, 9], [6, 6, 9, 8, 7, 4, 3], [3, 4, 8, 3, 8, 9, 7], [7, 8, 3, 6, 6, 3, 4], [4, 2, 1, 8, 3, 4, 6], [3, 2, 4, 1, 9, 8, 3], [0, 1, 3, 9, 2, 1, 4]];
+    let x = ndarray::array![
+        [2i64, 3, 7, 4, 6, 2, 9],
+        [6, 6, 9, 8, 7, 4, 3],
+        [3, 4, 8, 3, 8, 9, 7],
+        [7, 8, 3, 6, 6, 3, 4],
+        [4, 2, 1, 8, 3, 4, 6],
+        [3, 2, 4, 1, 9, 8, 3],
+        [0, 1, 3, 9, 2, 1, 4]
+    ];
     let k = ndarray::array![[3i64, 4, 4], [1, 0, 2], [-1, 0, 3]];
     let case = Case {
-        layout: Layout::Signal { channel_axis: None, kernel_broadcast: false },
+        layout: Layout::Signal {
+            channel_axis: None,
+            kernel_broadcast: false,
+        },
         x_shape: vec![7, 7],
         k_shape: vec![3, 3],
-        opts: Options { padding: Padding::Explicit(vec![(0, 0), (0, 0)]), ..Options::strided(2) },
+        opts: Options {
+            padding: Padding::Explicit(vec![(0, 0), (0, 0)]),
+            ..Options::strided(2)
+        },
         reverse_axis: None,
         step_two: false,
     };
-    let want = reference(&case, &x.mapv(|v| v as i128).into_dyn(), &k.mapv(|v| v as i128).into_dyn());
-    assert_eq!(want, ndarray::array![[91i128, 100, 88], [69, 91, 117], [44, 72, 74]].into_dyn());
+    let want = reference(
+        &case,
+        &x.mapv(|v| v as i128).into_dyn(),
+        &k.mapv(|v| v as i128).into_dyn(),
+    );
+    assert_eq!(
+        want,
+        ndarray::array![[91i128, 100, 88], [69, 91, 117], [44, 72, 74]].into_dyn()
+    );
 }

@@ -2,12 +2,19 @@
 //! that names the argument.
 
 use ndarray::{array, Array1, ArrayD, Dimension, IxDyn};
-use strideconv::{compute, correlate, ConvSpec, Error, Layout, Method, Options, Padding, Plan, Run};
+use strideconv::{
+    compute, correlate, ConvSpec, Error, Layout, Method, Options, Padding, Plan, Run,
+};
 
-const SIGNAL: Layout = Layout::Signal { channel_axis: None, kernel_broadcast: false };
+const SIGNAL: Layout = Layout::Signal {
+    channel_axis: None,
+    kernel_broadcast: false,
+};
 
 fn exact_methods() -> impl Iterator<Item = Method> {
-    Method::ALL.into_iter().filter(|m| m.is_exact() && *m != Method::Winograd)
+    Method::ALL
+        .into_iter()
+        .filter(|m| m.is_exact() && *m != Method::Winograd)
 }
 
 #[test]
@@ -18,7 +25,16 @@ fn integers_beyond_2_pow_53_are_exact() {
     let k = array![1i64, 1];
     let want = array![0i64, 0, big + 3, big + 3];
     for m in exact_methods() {
-        let got = compute(x.view().into_dyn(), k.view().into_dyn(), SIGNAL, &Options::default(), Run { method: m, threads: Some(1) });
+        let got = compute(
+            x.view().into_dyn(),
+            k.view().into_dyn(),
+            SIGNAL,
+            &Options::default(),
+            Run {
+                method: m,
+                threads: Some(1),
+            },
+        );
         assert_eq!(got.unwrap(), want.clone().into_dyn(), "{m}");
     }
 }
@@ -28,14 +44,26 @@ fn a_result_beyond_int64_is_an_overflow_error() {
     let x = array![i64::MAX, i64::MAX];
     let k = array![1i64, 1];
     for m in exact_methods() {
-        let err = compute(x.view().into_dyn(), k.view().into_dyn(), SIGNAL, &Options::default(), Run { method: m, threads: None })
-            .unwrap_err();
+        let err = compute(
+            x.view().into_dyn(),
+            k.view().into_dyn(),
+            SIGNAL,
+            &Options::default(),
+            Run {
+                method: m,
+                threads: None,
+            },
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::Overflow { .. }), "{m}: {err}");
     }
     // Intermediate sums that leave int64 but a final result that fits are fine.
     let x = array![i64::MAX, i64::MAX, i64::MIN];
     let k = array![1i64, 1, 1];
-    assert_eq!(correlate(x.view(), k.view(), &Options::default()).unwrap(), array![i64::MAX - 1].into_dyn());
+    assert_eq!(
+        correlate(x.view(), k.view(), &Options::default()).unwrap(),
+        array![i64::MAX - 1].into_dyn()
+    );
 }
 
 #[test]
@@ -45,7 +73,10 @@ fn uint64_and_bool_inputs() {
     let err = correlate(x.view(), k.view(), &Options::default()).unwrap_err();
     assert!(matches!(err, Error::Overflow { .. }));
     let b = array![true, false, true, true];
-    assert_eq!(correlate(b.view(), array![true, true].view(), &Options::default()).unwrap(), array![1i64, 1, 2].into_dyn());
+    assert_eq!(
+        correlate(b.view(), array![true, true].view(), &Options::default()).unwrap(),
+        array![1i64, 1, 2].into_dyn()
+    );
 }
 
 #[test]
@@ -63,62 +94,198 @@ fn spec_err(x: &[usize], k: &[usize], layout: Layout, o: Options) -> Error {
 #[test]
 fn bad_specs_name_the_argument() {
     let e = spec_err(&[7, 7], &[3, 3], SIGNAL, Options::strided(0));
-    assert!(matches!(e, Error::InvalidValue { arg: "stride", .. }), "{e}");
-    let e = spec_err(&[7, 7], &[3, 3], SIGNAL, Options { dilation: vec![0], ..Options::default() });
-    assert!(matches!(e, Error::InvalidValue { arg: "dilation", .. }), "{e}");
-    let e = spec_err(&[7, 7], &[3, 3], SIGNAL, Options { stride: vec![1, 2, 3], ..Options::default() });
-    assert!(matches!(e, Error::InvalidValue { arg: "stride", .. }), "{e}");
+    assert!(
+        matches!(e, Error::InvalidValue { arg: "stride", .. }),
+        "{e}"
+    );
+    let e = spec_err(
+        &[7, 7],
+        &[3, 3],
+        SIGNAL,
+        Options {
+            dilation: vec![0],
+            ..Options::default()
+        },
+    );
+    assert!(
+        matches!(
+            e,
+            Error::InvalidValue {
+                arg: "dilation",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = spec_err(
+        &[7, 7],
+        &[3, 3],
+        SIGNAL,
+        Options {
+            stride: vec![1, 2, 3],
+            ..Options::default()
+        },
+    );
+    assert!(
+        matches!(e, Error::InvalidValue { arg: "stride", .. }),
+        "{e}"
+    );
     let e = spec_err(&[7, 7], &[8, 3], SIGNAL, Options::default());
-    assert!(matches!(e, Error::KernelTooLarge { axis: 0, kernel_extent: 8, padded_len: 7 }), "{e}");
-    let e = spec_err(&[7, 7], &[3, 3], SIGNAL, Options { dilation: vec![4], ..Options::default() });
-    assert!(matches!(e, Error::KernelTooLarge { kernel_extent: 9, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::KernelTooLarge {
+                axis: 0,
+                kernel_extent: 8,
+                padded_len: 7
+            }
+        ),
+        "{e}"
+    );
+    let e = spec_err(
+        &[7, 7],
+        &[3, 3],
+        SIGNAL,
+        Options {
+            dilation: vec![4],
+            ..Options::default()
+        },
+    );
+    assert!(
+        matches!(
+            e,
+            Error::KernelTooLarge {
+                kernel_extent: 9,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = spec_err(&[7, 7], &[3], SIGNAL, Options::default());
     assert!(matches!(e, Error::Shape { arg: "k", .. }), "{e}");
     let e = spec_err(&[7, 7], &[0, 3], SIGNAL, Options::default());
     assert!(matches!(e, Error::Shape { arg: "k", .. }), "{e}");
-    let e = spec_err(&[2, 3, 4, 5, 6], &[1, 1, 1, 1, 1], SIGNAL, Options::default());
+    let e = spec_err(
+        &[2, 3, 4, 5, 6],
+        &[1, 1, 1, 1, 1],
+        SIGNAL,
+        Options::default(),
+    );
     assert!(matches!(e, Error::Shape { arg: "x", .. }), "{e}");
-    let e = spec_err(&[7, 7], &[3, 3], SIGNAL, Options { padding: Padding::Explicit(vec![(1, 1)]), ..Options::default() });
-    assert!(matches!(e, Error::InvalidValue { arg: "padding", .. }), "{e}");
-    let ch = Layout::Signal { channel_axis: Some(2), kernel_broadcast: false };
+    let e = spec_err(
+        &[7, 7],
+        &[3, 3],
+        SIGNAL,
+        Options {
+            padding: Padding::Explicit(vec![(1, 1)]),
+            ..Options::default()
+        },
+    );
+    assert!(
+        matches!(e, Error::InvalidValue { arg: "padding", .. }),
+        "{e}"
+    );
+    let ch = Layout::Signal {
+        channel_axis: Some(2),
+        kernel_broadcast: false,
+    };
     let e = spec_err(&[7, 7, 3], &[3, 3, 2], ch.clone(), Options::default());
     assert!(matches!(e, Error::Shape { arg: "k", .. }), "{e}");
-    let e = spec_err(&[7, 7, 3], &[3, 3, 3], Layout::Signal { channel_axis: Some(3), kernel_broadcast: false }, Options::default());
-    assert!(matches!(e, Error::InvalidValue { arg: "channel_axis", .. }), "{e}");
-    let nchw = Layout::Batched { channels_last: false };
-    let e = spec_err(&[1, 4, 8, 8], &[6, 2, 3, 3], nchw.clone(), Options { groups: 3, ..Options::default() });
-    assert!(matches!(e, Error::InvalidValue { arg: "groups", .. }), "{e}");
-    let e = spec_err(&[1, 4, 8, 8], &[6, 3, 3, 3], nchw.clone(), Options::default());
+    let e = spec_err(
+        &[7, 7, 3],
+        &[3, 3, 3],
+        Layout::Signal {
+            channel_axis: Some(3),
+            kernel_broadcast: false,
+        },
+        Options::default(),
+    );
+    assert!(
+        matches!(
+            e,
+            Error::InvalidValue {
+                arg: "channel_axis",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let nchw = Layout::Batched {
+        channels_last: false,
+    };
+    let e = spec_err(
+        &[1, 4, 8, 8],
+        &[6, 2, 3, 3],
+        nchw.clone(),
+        Options {
+            groups: 3,
+            ..Options::default()
+        },
+    );
+    assert!(
+        matches!(e, Error::InvalidValue { arg: "groups", .. }),
+        "{e}"
+    );
+    let e = spec_err(
+        &[1, 4, 8, 8],
+        &[6, 3, 3, 3],
+        nchw.clone(),
+        Options::default(),
+    );
     assert!(matches!(e, Error::Shape { arg: "weight", .. }), "{e}");
     let e = spec_err(&[1, 4, 8, 8], &[6, 4, 3], nchw, Options::default());
     assert!(matches!(e, Error::Shape { arg: "weight", .. }), "{e}");
-    assert!(matches!("nearest".parse::<strideconv::PadMode>(), Err(Error::InvalidValue { arg: "pad_mode", .. })));
-    assert!(matches!("bogus".parse::<Method>(), Err(Error::InvalidValue { arg: "method", .. })));
+    assert!(matches!(
+        "nearest".parse::<strideconv::PadMode>(),
+        Err(Error::InvalidValue {
+            arg: "pad_mode",
+            ..
+        })
+    ));
+    assert!(matches!(
+        "bogus".parse::<Method>(),
+        Err(Error::InvalidValue { arg: "method", .. })
+    ));
     assert!("replicate".parse::<strideconv::PadMode>().is_ok());
 }
 
 #[test]
 fn plans_check_shapes_and_threads() {
     let spec = ConvSpec::new(&[7, 7], &[3, 3], SIGNAL, &Options::default()).unwrap();
-    assert!(matches!(Plan::<f64>::new(spec.clone(), Method::Auto, Some(0)), Err(Error::InvalidValue { arg: "threads", .. })));
+    assert!(matches!(
+        Plan::<f64>::new(spec.clone(), Method::Auto, Some(0)),
+        Err(Error::InvalidValue { arg: "threads", .. })
+    ));
     let plan = Plan::<f64>::new(spec, Method::Direct, Some(1)).unwrap();
     let x = ArrayD::<f64>::zeros(IxDyn(&[7, 8]));
     let k = ArrayD::<f64>::zeros(IxDyn(&[3, 3]));
-    assert!(matches!(plan.execute(x.view(), k.view()), Err(Error::Shape { arg: "x", .. })));
+    assert!(matches!(
+        plan.execute(x.view(), k.view()),
+        Err(Error::Shape { arg: "x", .. })
+    ));
 }
 
 #[test]
 fn nan_stays_in_its_windows_under_auto() {
     // A large problem where auto would pick an FFT for finite data.
     let n = 256;
-    let mut x = ArrayD::<f64>::from_shape_fn(IxDyn(&[n, n]), |i| ((i[0] * 7 + i[1] * 3) % 11) as f64);
+    let mut x =
+        ArrayD::<f64>::from_shape_fn(IxDyn(&[n, n]), |i| ((i[0] * 7 + i[1] * 3) % 11) as f64);
     let k = ArrayD::<f64>::from_elem(IxDyn(&[101, 101]), 0.5);
     x[[0, 0]] = f64::NAN;
     let spec = ConvSpec::new(x.shape(), k.shape(), SIGNAL, &Options::strided(2)).unwrap();
     let plan = Plan::<f64>::new(spec, Method::Auto, None).unwrap();
-    assert!(!plan.method().is_exact(), "this test needs a problem where auto picks an FFT: {}", plan.explain());
+    assert!(
+        !plan.method().is_exact(),
+        "this test needs a problem where auto picks an FFT: {}",
+        plan.explain()
+    );
     let y = correlate(x.view(), k.view(), &Options::strided(2)).unwrap();
     // Only outputs whose window covers (0, 0) are NaN: the first one.
-    let nans: Vec<_> = y.indexed_iter().filter(|(_, v)| v.is_nan()).map(|(i, _)| i.as_array_view().to_vec()).collect();
+    let nans: Vec<_> = y
+        .indexed_iter()
+        .filter(|(_, v)| v.is_nan())
+        .map(|(i, _)| i.as_array_view().to_vec())
+        .collect();
     assert_eq!(nans, vec![vec![0, 0]]);
 }

@@ -15,7 +15,9 @@ const MIB: usize = 1 << 20;
 fn data(shape: &[usize], seed: u64) -> ArrayD<f64> {
     let mut s = seed;
     ArrayD::from_shape_simple_fn(IxDyn(shape), || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((s >> 40) % 17) as f64 - 8.0
     })
 }
@@ -34,9 +36,22 @@ fn run(plan: &Plan<f64>, x: &ArrayD<f64>, k: &ArrayD<f64>) -> (usize, ArrayD<f64
 fn every_method_stays_within_64_mib_beyond_input_and_output_on_8192_squared() {
     let n = 8192;
     let x = data(&[n, n], 1);
-    let layout = Layout::Signal { channel_axis: None, kernel_broadcast: false };
+    let layout = Layout::Signal {
+        channel_axis: None,
+        kernel_broadcast: false,
+    };
     for (f, methods) in [
-        (3, vec![Method::Direct, Method::ShiftAdd, Method::Im2col, Method::Naive, Method::Fft, Method::FftFull]),
+        (
+            3,
+            vec![
+                Method::Direct,
+                Method::ShiftAdd,
+                Method::Im2col,
+                Method::Naive,
+                Method::Fft,
+                Method::FftFull,
+            ],
+        ),
         (31, vec![Method::Direct, Method::Fft, Method::FftFull]),
     ] {
         let k = data(&[f, f], 2);
@@ -46,14 +61,33 @@ fn every_method_stays_within_64_mib_beyond_input_and_output_on_8192_squared() {
             let plan = Plan::<f64>::new(spec.clone(), m, Some(2)).unwrap();
             let (extra, y) = run(&plan, &x, &k);
             // Kernel spectra are allowed on top: bounded by the band transform size here.
-            let allowance = 64 * MIB + if matches!(m, Method::Fft | Method::FftFull) { 4 * 16 * MIB } else { 0 };
-            assert!(extra <= allowance, "{m} with a {f}x{f} kernel used {} MiB beyond input and output", extra / MIB);
-            eprintln!("{m:>9} f={f:<3} extra {:>5.1} MiB", extra as f64 / MIB as f64);
+            let allowance = 64 * MIB
+                + if matches!(m, Method::Fft | Method::FftFull) {
+                    4 * 16 * MIB
+                } else {
+                    0
+                };
+            assert!(
+                extra <= allowance,
+                "{m} with a {f}x{f} kernel used {} MiB beyond input and output",
+                extra / MIB
+            );
+            eprintln!(
+                "{m:>9} f={f:<3} extra {:>5.1} MiB",
+                extra as f64 / MIB as f64
+            );
             match &reference {
                 None => reference = Some(y),
                 Some(r) => {
-                    let err = r.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-                    assert!(err < 1e-6 * (f * f) as f64 * 64.0, "{m} differs from the first method by {err}");
+                    let err = r
+                        .iter()
+                        .zip(&y)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f64::max);
+                    assert!(
+                        err < 1e-6 * (f * f) as f64 * 64.0,
+                        "{m} differs from the first method by {err}"
+                    );
                 }
             }
         }

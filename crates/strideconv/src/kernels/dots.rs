@@ -15,7 +15,10 @@ const OUTPUTS: usize = 4;
 /// within `x`.
 pub(crate) fn dots<T: Scalar>(x: &[T], starts: &[usize], k: &[T], out: &mut [T]) {
     assert_eq!(starts.len(), out.len());
-    assert!(starts.iter().all(|&s| s + k.len() <= x.len()), "dot windows must lie within x");
+    assert!(
+        starts.iter().all(|&s| s + k.len() <= x.len()),
+        "dot windows must lie within x"
+    );
     match isa() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa()` returns Avx512 only when avx512f, avx512vl and fma were detected.

@@ -20,7 +20,10 @@ const BUFFER_ELEMS: usize = 1 << 16;
 
 impl<T: Scalar> Algorithm<T> for Direct {
     fn tiling(&self) -> Tiling {
-        Tiling { split_channels: true, split_rows: true }
+        Tiling {
+            split_channels: true,
+            split_rows: true,
+        }
     }
 
     fn run(&self, x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, out: ArrayViewMut5<'_, T>, g: &Geom) {
@@ -40,15 +43,27 @@ fn channels_interleaved<T>(x: &ArrayView5<'_, T>, cin: usize, g: &Geom) -> bool 
 
 /// Channels-last path: every output is `kd·kh` dot products of length `kw·C`, four outputs
 /// at a time ([`kernels::dots`]); no copy of the input at all.
-fn run_channels_last<T: Scalar>(x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, mut out: ArrayViewMut5<'_, T>, g: &Geom) {
-    let [nb, cout, od, oh, ow] = *out.shape() else { unreachable!() };
-    let [_, cin, kd, kh, kw] = *k.shape() else { unreachable!() };
+fn run_channels_last<T: Scalar>(
+    x: ArrayView5<'_, T>,
+    k: ArrayView5<'_, T>,
+    mut out: ArrayViewMut5<'_, T>,
+    g: &Geom,
+) {
+    let [nb, cout, od, oh, ow] = *out.shape() else {
+        unreachable!()
+    };
+    let [_, cin, kd, kh, kw] = *k.shape() else {
+        unreachable!()
+    };
     let [s0, s1, s2] = g.stride;
     let [d0, d1, _] = g.dilation;
     let xw = g.input_len(2, ow, kw);
     let len = kw * cin;
     // Kernel rows as (o, td, th) → [tw·C + c], the order of the input's memory.
-    let krows_std = k.permuted_axes([0, 2, 3, 4, 1]).as_standard_layout().into_owned();
+    let krows_std = k
+        .permuted_axes([0, 2, 3, 4, 1])
+        .as_standard_layout()
+        .into_owned();
     let krows = krows_std.as_slice().expect("standard layout");
     let starts: Vec<usize> = (0..ow).map(|w| w * s2 * cin).collect();
     let mut row = vec![T::zero(); ow];
@@ -59,13 +74,19 @@ fn run_channels_last<T: Scalar>(x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, mut 
                     row.fill(T::zero());
                     for td in 0..kd {
                         for th in 0..kh {
-                            let plane = x.slice(s![n, .., d * s0 + td * d0, h * s1 + th * d1, ..xw]);
-                            let xs = plane.as_slice_memory_order().expect("interleaved channels are contiguous");
+                            let plane =
+                                x.slice(s![n, .., d * s0 + td * d0, h * s1 + th * d1, ..xw]);
+                            let xs = plane
+                                .as_slice_memory_order()
+                                .expect("interleaved channels are contiguous");
                             let kr = &krows[((o * kd + td) * kh + th) * len..][..len];
                             kernels::dots(xs, &starts, kr, &mut row);
                         }
                     }
-                    out.slice_mut(s![n, o, d, h, ..]).iter_mut().zip(&row).for_each(|(y, &v)| *y = v);
+                    out.slice_mut(s![n, o, d, h, ..])
+                        .iter_mut()
+                        .zip(&row)
+                        .for_each(|(y, &v)| *y = v);
                 }
             }
         }
@@ -73,10 +94,19 @@ fn run_channels_last<T: Scalar>(x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, mut 
 }
 
 /// Row path: phase-split row buffers and the register-blocked row kernel.
-fn run_rows<T: Scalar>(x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, mut out: ArrayViewMut5<'_, T>, g: &Geom) {
+fn run_rows<T: Scalar>(
+    x: ArrayView5<'_, T>,
+    k: ArrayView5<'_, T>,
+    mut out: ArrayViewMut5<'_, T>,
+    g: &Geom,
+) {
     {
-        let [nb, cout, od, oh, ow] = *out.shape() else { unreachable!() };
-        let [_, cin, kd, kh, kw] = *k.shape() else { unreachable!() };
+        let [nb, cout, od, oh, ow] = *out.shape() else {
+            unreachable!()
+        };
+        let [_, cin, kd, kh, kw] = *k.shape() else {
+            unreachable!()
+        };
         let [s0, s1, s2] = g.stride;
         let [d0, d1, d2] = g.dilation;
         let xw = g.input_len(2, ow, kw);
@@ -85,7 +115,10 @@ fn run_rows<T: Scalar>(x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, mut out: Arra
         // Output rows per chunk: as many as keep the buffer near BUFFER_ELEMS.
         let per_row = cin * kd * s1 * s2 * plen;
         // At least 8 rows, so the rows a chunk shares with the next are not copied too often.
-        let rows_chunk = (BUFFER_ELEMS.saturating_sub(cin * kd * ext1 * s2 * plen) / per_row.max(1)).clamp(8, oh.max(8)).min(oh);
+        let rows_chunk = (BUFFER_ELEMS.saturating_sub(cin * kd * ext1 * s2 * plen)
+            / per_row.max(1))
+        .clamp(8, oh.max(8))
+        .min(oh);
         let k_std = k.as_standard_layout();
         let weights = k_std.as_slice().expect("standard layout");
         let taps = cin * kd * kh * kw;
@@ -111,9 +144,12 @@ fn run_rows<T: Scalar>(x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, mut out: Arra
                                 let src = plane.slice(s![.., p..;s2]);
                                 let len = (nrows - 1) * s2 * plen + src.shape()[1];
                                 let shape = (nrows, src.shape()[1]).strides((s2 * plen, 1));
-                                ArrayViewMut2::from_shape(shape, &mut buf[base + p * plen..base + p * plen + len])
-                                    .expect("the buffer holds every phase row")
-                                    .assign(&src);
+                                ArrayViewMut2::from_shape(
+                                    shape,
+                                    &mut buf[base + p * plen..base + p * plen + len],
+                                )
+                                .expect("the buffer holds every phase row")
+                                .assign(&src);
                             }
                         }
                     }

@@ -72,15 +72,27 @@ impl FftGeometry {
     pub fn new(out: [usize; SPATIAL], kernel: [usize; SPATIAL], g: &Geom, polyphase: bool) -> Self {
         let phases = if polyphase { g.stride } else { [1; SPATIAL] };
         let step = if polyphase { [1; SPATIAL] } else { g.stride };
-        let klen: [usize; SPATIAL] = std::array::from_fn(|a| extent(kernel[a], g.dilation[a]).div_ceil(phases[a]));
+        let klen: [usize; SPATIAL] =
+            std::array::from_fn(|a| extent(kernel[a], g.dilation[a]).div_ceil(phases[a]));
         let m = std::array::from_fn(|a| fast_len((out[a] - 1) * step[a] + 1 + klen[a] - 1));
-        FftGeometry { phases, step, klen, m }
+        FftGeometry {
+            phases,
+            step,
+            klen,
+            m,
+        }
     }
 
     /// Overlap-save bands along H: the output rows per band and the band's geometry. Bands
     /// keep a spectrum within L2 when the kernel is short against the band, else within
     /// `BAND_SPECTRUM`; never fewer than one row.
-    pub fn banded(out: [usize; SPATIAL], kernel: [usize; SPATIAL], g: &Geom, polyphase: bool, real: bool) -> (usize, Self) {
+    pub fn banded(
+        out: [usize; SPATIAL],
+        kernel: [usize; SPATIAL],
+        g: &Geom,
+        polyphase: bool,
+        real: bool,
+    ) -> (usize, Self) {
         let whole = Self::new(out, kernel, g, polyphase);
         let oh = out[1];
         let spectrum_row = whole.m[0] * if real { whole.m[2] / 2 + 1 } else { whole.m[2] };
@@ -94,13 +106,22 @@ impl FftGeometry {
             }
         };
         let small = band_rows(BAND_L2);
-        let band = if small == oh || small * whole.step[1] >= 4 * whole.klen[1] { small } else { band_rows(BAND_SPECTRUM) };
-        (band, Self::new([out[0], band, out[2]], kernel, g, polyphase))
+        let band = if small == oh || small * whole.step[1] >= 4 * whole.klen[1] {
+            small
+        } else {
+            band_rows(BAND_SPECTRUM)
+        };
+        (
+            band,
+            Self::new([out[0], band, out[2]], kernel, g, polyphase),
+        )
     }
 
     /// Number of phase combinations with a non-empty kernel part.
     pub fn live_phases(&self, kernel: [usize; SPATIAL], g: &Geom) -> usize {
-        (0..SPATIAL).map(|a| self.phases[a].min(extent(kernel[a], g.dilation[a]))).product()
+        (0..SPATIAL)
+            .map(|a| self.phases[a].min(extent(kernel[a], g.dilation[a])))
+            .product()
     }
 }
 
@@ -173,13 +194,20 @@ complex_fft_scalar!(Complex64, f64);
 pub(crate) const PARALLEL_MIN: usize = 1 << 16;
 
 /// Run `f(row, scratch)` on every `len`-long row of `buf`, on the pool's threads if asked.
-fn for_rows<F: FftNum>(buf: &mut [C<F>], len: usize, scratch_len: usize, threads: bool, f: impl Fn(&mut [C<F>], &mut [C<F>]) + Sync) {
+fn for_rows<F: FftNum>(
+    buf: &mut [C<F>],
+    len: usize,
+    scratch_len: usize,
+    threads: bool,
+    f: impl Fn(&mut [C<F>], &mut [C<F>]) + Sync,
+) {
     let zero = C::new(F::zero(), F::zero());
     // Fanning out costs ~10 µs: only worth it for transforms of some size.
     if threads && buf.len() >= PARALLEL_MIN && buf.len() >= 8 * len {
         // Rows in batches so one scratch serves several rows.
         let batch = len * (buf.len() / len / 16).max(1);
-        buf.par_chunks_mut(batch).for_each_init(|| vec![zero; scratch_len], |scratch, rows| f(rows, scratch));
+        buf.par_chunks_mut(batch)
+            .for_each_init(|| vec![zero; scratch_len], |scratch, rows| f(rows, scratch));
     } else {
         let mut scratch = vec![zero; scratch_len];
         f(buf, &mut scratch);
@@ -200,7 +228,9 @@ fn transpose<F: FftNum>(src: &[C<F>], dst: &mut [C<F>], rows: usize, cols: usize
         }
     };
     if threads && rows * cols >= PARALLEL_MIN {
-        dst.par_chunks_mut(T * rows).enumerate().for_each(|(i, band)| tile(i * T, band));
+        dst.par_chunks_mut(T * rows)
+            .enumerate()
+            .for_each(|(i, band)| tile(i * T, band));
     } else {
         for (i, band) in dst.chunks_mut(T * rows).enumerate() {
             tile(i * T, band);
@@ -209,15 +239,30 @@ fn transpose<F: FftNum>(src: &[C<F>], dst: &mut [C<F>], rows: usize, cols: usize
 }
 
 impl<F: FftNum + Float> Transforms<F> {
-    fn new(m: [usize; SPATIAL], real: bool, planner: &mut FftPlanner<F>, rplanner: &mut RealFftPlanner<F>, threads: bool) -> Self {
+    fn new(
+        m: [usize; SPATIAL],
+        real: bool,
+        planner: &mut FftPlanner<F>,
+        rplanner: &mut RealFftPlanner<F>,
+        threads: bool,
+    ) -> Self {
         Transforms {
             m,
             h2: if real { m[2] / 2 + 1 } else { m[2] },
             r2c: rplanner.plan_fft_forward(m[2]),
             c2r: rplanner.plan_fft_inverse(m[2]),
-            last: [planner.plan_fft_forward(m[2]), planner.plan_fft_inverse(m[2])],
-            mid: [planner.plan_fft_forward(m[1]), planner.plan_fft_inverse(m[1])],
-            first: [planner.plan_fft_forward(m[0]), planner.plan_fft_inverse(m[0])],
+            last: [
+                planner.plan_fft_forward(m[2]),
+                planner.plan_fft_inverse(m[2]),
+            ],
+            mid: [
+                planner.plan_fft_forward(m[1]),
+                planner.plan_fft_inverse(m[1]),
+            ],
+            first: [
+                planner.plan_fft_forward(m[0]),
+                planner.plan_fft_inverse(m[0]),
+            ],
             threads,
         }
     }
@@ -239,13 +284,25 @@ impl<F: FftNum + Float> Transforms<F> {
             }
             std::mem::swap(spec, tmp);
             let f = &self.mid[0];
-            for_rows(spec, m1, f.get_inplace_scratch_len(), self.threads, |rows, sc| f.process_with_scratch(rows, sc));
+            for_rows(
+                spec,
+                m1,
+                f.get_inplace_scratch_len(),
+                self.threads,
+                |rows, sc| f.process_with_scratch(rows, sc),
+            );
         }
         if m0 > 1 {
             transpose(spec, tmp, m0, m1 * h2, self.threads);
             std::mem::swap(spec, tmp);
             let f = &self.first[0];
-            for_rows(spec, m0, f.get_inplace_scratch_len(), self.threads, |rows, sc| f.process_with_scratch(rows, sc));
+            for_rows(
+                spec,
+                m0,
+                f.get_inplace_scratch_len(),
+                self.threads,
+                |rows, sc| f.process_with_scratch(rows, sc),
+            );
         }
     }
 
@@ -256,13 +313,25 @@ impl<F: FftNum + Float> Transforms<F> {
         tmp.resize(spec.len(), C::new(F::zero(), F::zero()));
         if m0 > 1 {
             let f = &self.first[1];
-            for_rows(spec, m0, f.get_inplace_scratch_len(), self.threads, |rows, sc| f.process_with_scratch(rows, sc));
+            for_rows(
+                spec,
+                m0,
+                f.get_inplace_scratch_len(),
+                self.threads,
+                |rows, sc| f.process_with_scratch(rows, sc),
+            );
             transpose(spec, tmp, m1 * h2, m0, self.threads);
             std::mem::swap(spec, tmp);
         }
         if m1 > 1 {
             let f = &self.mid[1];
-            for_rows(spec, m1, f.get_inplace_scratch_len(), self.threads, |rows, sc| f.process_with_scratch(rows, sc));
+            for_rows(
+                spec,
+                m1,
+                f.get_inplace_scratch_len(),
+                self.threads,
+                |rows, sc| f.process_with_scratch(rows, sc),
+            );
             for (s, t) in spec.chunks(m1 * h2).zip(tmp.chunks_mut(m1 * h2)) {
                 transpose(s, t, h2, m1, self.threads);
             }
@@ -277,7 +346,8 @@ impl<F: FftNum + Float> Transforms<F> {
         let r2c = &self.r2c;
         let mut scratch = r2c.make_scratch_vec();
         for (row, out) in data.chunks_exact_mut(m2).zip(spec.chunks_exact_mut(h2)) {
-            r2c.process_with_scratch(row, out, &mut scratch).expect("buffer lengths match the plan");
+            r2c.process_with_scratch(row, out, &mut scratch)
+                .expect("buffer lengths match the plan");
         }
         self.forward_rest(spec, tmp);
     }
@@ -295,14 +365,21 @@ impl<F: FftNum + Float> Transforms<F> {
             if m2 % 2 == 0 {
                 row[h2 - 1].im = F::zero();
             }
-            c2r.process_with_scratch(row, out, &mut scratch).expect("buffer lengths match the plan");
+            c2r.process_with_scratch(row, out, &mut scratch)
+                .expect("buffer lengths match the plan");
         }
     }
 
     /// Forward transform of complex data (already in `spec`, `[m0][m1][m2]`), in place.
     fn forward_complex(&self, spec: &mut Vec<C<F>>, tmp: &mut Vec<C<F>>) {
         let f = &self.last[0];
-        for_rows(spec, self.m[2], f.get_inplace_scratch_len(), self.threads, |rows, sc| f.process_with_scratch(rows, sc));
+        for_rows(
+            spec,
+            self.m[2],
+            f.get_inplace_scratch_len(),
+            self.threads,
+            |rows, sc| f.process_with_scratch(rows, sc),
+        );
         self.forward_rest(spec, tmp);
     }
 
@@ -310,7 +387,13 @@ impl<F: FftNum + Float> Transforms<F> {
     fn inverse_complex(&self, spec: &mut Vec<C<F>>, tmp: &mut Vec<C<F>>) {
         self.inverse_rest(spec, tmp);
         let f = &self.last[1];
-        for_rows(spec, self.m[2], f.get_inplace_scratch_len(), self.threads, |rows, sc| f.process_with_scratch(rows, sc));
+        for_rows(
+            spec,
+            self.m[2],
+            f.get_inplace_scratch_len(),
+            self.threads,
+            |rows, sc| f.process_with_scratch(rows, sc),
+        );
     }
 }
 
@@ -321,7 +404,10 @@ pub(crate) struct FftMethod<F: FftNum> {
 
 impl<F: FftNum + Float> FftMethod<F> {
     pub fn new(polyphase: bool) -> Self {
-        FftMethod { polyphase, planners: Mutex::new((FftPlanner::new(), RealFftPlanner::new())) }
+        FftMethod {
+            polyphase,
+            planners: Mutex::new((FftPlanner::new(), RealFftPlanner::new())),
+        }
     }
 
     fn transforms(&self, m: [usize; SPATIAL], real: bool, threads: bool) -> Transforms<F> {
@@ -393,13 +479,18 @@ impl<T: FftScalar> Setup<'_, T> {
         for i0 in 0..cnt[0] {
             // One plane per call: slicing row by row costs more than copying the row.
             let r0 = row0 * q[1] + p[1];
-            let src = self.x.slice(s![n, c, i0 * q[0] + p[0], r0..;q[1], p[2]..;q[2]]);
+            let src = self
+                .x
+                .slice(s![n, c, i0 * q[0] + p[0], r0..;q[1], p[2]..;q[2]]);
             let src = src.slice(s![..cnt[1], ..cnt[2]]);
             let base = i0 * m[1] * m[2];
             let len = (cnt[1] - 1) * m[2] + cnt[2];
-            ArrayViewMut2::from_shape((cnt[1], cnt[2]).strides((m[2], 1)), &mut data[base..base + len])
-                .expect("the transform buffer holds the phase")
-                .assign(&src);
+            ArrayViewMut2::from_shape(
+                (cnt[1], cnt[2]).strides((m[2], 1)),
+                &mut data[base..base + len],
+            )
+            .expect("the transform buffer holds the phase")
+            .assign(&src);
         }
     }
 
@@ -410,11 +501,17 @@ impl<T: FftScalar> Setup<'_, T> {
         data.fill(T::zero());
         let mut any = false;
         for j0 in 0..klen[0] {
-            let Some(t0) = tap(j0, p[0], q[0], dil[0], self.kernel[0]) else { continue };
+            let Some(t0) = tap(j0, p[0], q[0], dil[0], self.kernel[0]) else {
+                continue;
+            };
             for j1 in 0..klen[1] {
-                let Some(t1) = tap(j1, p[1], q[1], dil[1], self.kernel[1]) else { continue };
+                let Some(t1) = tap(j1, p[1], q[1], dil[1], self.kernel[1]) else {
+                    continue;
+                };
                 for j2 in 0..klen[2] {
-                    let Some(t2) = tap(j2, p[2], q[2], dil[2], self.kernel[2]) else { continue };
+                    let Some(t2) = tap(j2, p[2], q[2], dil[2], self.kernel[2]) else {
+                        continue;
+                    };
                     let r = [klen[0] - 1 - j0, klen[1] - 1 - j1, klen[2] - 1 - j2];
                     data[(r[0] * m[1] + r[1]) * m[2] + r[2]] = self.k[(o, c, t0, t1, t2)];
                     any = true;
@@ -427,11 +524,22 @@ impl<T: FftScalar> Setup<'_, T> {
 
 impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
     fn tiling(&self) -> Tiling {
-        Tiling { split_channels: false, split_rows: false }
+        Tiling {
+            split_channels: false,
+            split_rows: false,
+        }
     }
 
-    fn run(&self, x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, mut out: ArrayViewMut5<'_, T>, g: &Geom) {
-        let [nb, cout, od, oh, ow] = *out.shape() else { unreachable!() };
+    fn run(
+        &self,
+        x: ArrayView5<'_, T>,
+        k: ArrayView5<'_, T>,
+        mut out: ArrayViewMut5<'_, T>,
+        g: &Geom,
+    ) {
+        let [nb, cout, od, oh, ow] = *out.shape() else {
+            unreachable!()
+        };
         let cin = k.shape()[1];
         let kernel = [k.shape()[2], k.shape()[3], k.shape()[4]];
         let (band, geo) = FftGeometry::banded([od, oh, ow], kernel, g, self.polyphase, T::REAL);
@@ -451,10 +559,23 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
                 }
             }
         }
-        let setup = Setup { x: &x, k: &k, g, geo, t, kernel, phases };
+        let setup = Setup {
+            x: &x,
+            k: &k,
+            g,
+            geo,
+            t,
+            kernel,
+            phases,
+        };
         let t = &setup.t;
         let zero = C::new(T::F::zero(), T::F::zero());
-        let mut w = Work::<T> { data: vec![T::zero(); size], real: Vec::new(), spec: Vec::new(), tmp: Vec::new() };
+        let mut w = Work::<T> {
+            data: vec![T::zero(); size],
+            real: Vec::new(),
+            spec: Vec::new(),
+            tmp: Vec::new(),
+        };
         // Kernel spectra, once per call: index ((p·cin + c)·cout + o); None where a phase is empty.
         let keep = setup.phases.len() * cin * cout * spec_len <= KEPT_KERNEL_SPECTRA;
         let mut kspec: Vec<Option<Vec<C<T::F>>>> = Vec::new();
@@ -472,7 +593,8 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
         }
         let mut xs: Vec<C<T::F>> = Vec::new();
         let mut acc = vec![zero; spec_len * cout];
-        let scale = T::F::one() / <T::F as num_traits::NumCast>::from(size).expect("transform size fits the float");
+        let scale = T::F::one()
+            / <T::F as num_traits::NumCast>::from(size).expect("transform size fits the float");
         let at = |i: [usize; SPATIAL]| (i[0] * m[1] + i[1]) * m[2] + i[2];
         for n in 0..nb {
             let mut h0 = 0;
@@ -497,13 +619,22 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
                                 w.forward(t);
                                 &w.spec
                             };
-                            multiply_add(&mut acc[o * spec_len..(o + 1) * spec_len], &xs, kv, t.threads);
+                            multiply_add(
+                                &mut acc[o * spec_len..(o + 1) * spec_len],
+                                &xs,
+                                kv,
+                                t.threads,
+                            );
                         }
                         std::mem::swap(&mut xs, &mut w.spec);
                     }
                 }
                 let first = |d: usize, h: usize, wi: usize| {
-                    [d * geo.step[0] + geo.klen[0] - 1, h * geo.step[1] + geo.klen[1] - 1, wi * geo.step[2] + geo.klen[2] - 1]
+                    [
+                        d * geo.step[0] + geo.klen[0] - 1,
+                        h * geo.step[1] + geo.klen[1] - 1,
+                        wi * geo.step[2] + geo.klen[2] - 1,
+                    ]
                 };
                 for o in 0..cout {
                     let mut spec = acc[o * spec_len..(o + 1) * spec_len].to_vec();
@@ -536,7 +667,9 @@ fn multiply_add<F: FftNum>(acc: &mut [C<F>], a: &[C<F>], b: &[C<F>], threads: bo
     }
     const CHUNK: usize = 1 << 14;
     if threads && acc.len() >= PARALLEL_MIN {
-        acc.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(|(y, (u, v))| body(y, u, v));
+        acc.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+            .for_each(|(y, (u, v))| body(y, u, v));
     } else {
         body(acc, a, b);
     }
