@@ -18,7 +18,7 @@ use num_complex::{Complex32, Complex64};
 use super::{isa, Isa};
 use crate::Scalar;
 
-/// True when [`gemm`] can multiply `T`: `f32`, `f64`, `Complex32`, `Complex64`, unless
+/// True when [`gemm()`] can multiply `T`: `f32`, `f64`, `Complex32`, `Complex64`, unless
 /// `STRIDECONV_ISA=scalar` asked for the plain paths.
 pub(crate) fn supported<T: Scalar>() -> bool {
     let id = TypeId::of::<T>();
