@@ -30,9 +30,11 @@ mod unit {
     /// one tap.
     pub const SHIFT_ADD_MAC: f64 = 4.9e-10;
     pub const SHIFT_ADD_TAP: f64 = 4.0e-8;
-    /// One scalar multiply-add of the generic im2col path, and one gathered element.
-    pub const IM2COL_MAC: f64 = 1.0e-9;
-    pub const GATHER: f64 = 1.5e-9;
+    /// One multiply-add of im2col's GEMM per byte of element (f32 1e-11 s, f64 2e-11 s; the
+    /// gemm crate, measured), the exact integer loop, and one gathered panel byte.
+    pub const GEMM_MAC_PER_BYTE: f64 = 2.7e-12;
+    pub const IM2COL_INT_MAC: f64 = 6.2e-10;
+    pub const GATHER_PER_BYTE: f64 = 1.25e-11;
     /// One multiply-add of the naive loop.
     pub const NAIVE_MAC: f64 = 1.5e-9;
     /// One FFT butterfly unit (n·log2 n per transform of n points, real transforms halved).
@@ -116,12 +118,7 @@ pub(crate) fn estimate<T: Scalar>(
                 * spec.kernel.iter().product::<usize>() as f64;
             spec.macs() * unit::SHIFT_ADD_MAC * kind_factor::<T>() + taps * unit::SHIFT_ADD_TAP
         }
-        Method::Im2col => {
-            let out_points =
-                spec.out_spatial().iter().product::<usize>() as f64 * spec.batch as f64;
-            spec.macs() * unit::IM2COL_MAC * kind_factor::<T>()
-                + out_points * spec.reduction_len() as f64 * spec.groups as f64 * unit::GATHER
-        }
+        Method::Im2col => im2col::<T>(spec),
         Method::Fft | Method::FftFull => fft::<T>(spec, m == Method::Fft),
     };
     let par = parallel_speedup(m, spec, threads);
@@ -157,6 +154,15 @@ fn parallel_speedup(m: Method, spec: &ConvSpec, threads: usize) -> f64 {
                 1.0 // transforms too small to be spread over threads
             }
         }
+        Method::Im2col => {
+            // One block per image and group, split inside by tiles or output channels.
+            let positions = spec.out_spatial().iter().product::<usize>();
+            if positions >= 256 || spec.out_channels >= 32 * threads {
+                0.9 * t
+            } else {
+                1.0
+            }
+        }
         _ => {
             let rows =
                 (spec.batch * spec.out_channels * spec.out_spatial()[0] * spec.out_spatial()[1])
@@ -173,6 +179,21 @@ fn channels_interleaved(spec: &ConvSpec) -> bool {
         Layout::Batched { channels_last } => *channels_last && spec.groups == 1,
     };
     last && spec.in_channels > 1 && spec.dilation[2] == 1
+}
+
+fn im2col<T: Scalar>(spec: &ConvSpec) -> f64 {
+    let cout_g = spec.out_channels / spec.groups;
+    // gemm's micro-kernel pads output channels to multiples of six.
+    let padded = (cout_g.div_ceil(6) * 6) as f64 / cout_g as f64;
+    let bytes = elem_bytes::<T>() as f64;
+    let mac = if T::KIND == Kind::Integer {
+        unit::IM2COL_INT_MAC
+    } else {
+        unit::GEMM_MAC_PER_BYTE * bytes
+    };
+    let out_points = spec.out_spatial().iter().product::<usize>() as f64 * spec.batch as f64;
+    let panel = out_points * spec.reduction_len() as f64 * spec.groups as f64;
+    spec.macs() * mac * padded + panel * bytes * unit::GATHER_PER_BYTE
 }
 
 fn direct<T: Scalar>(spec: &ConvSpec) -> f64 {

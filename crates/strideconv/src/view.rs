@@ -117,27 +117,40 @@ pub(crate) fn prepare_kernel<E: Element>(
     k: ArrayView5<'_, E>,
 ) -> Array5<E::Compute> {
     let cin = spec.in_channels / spec.groups;
-    let (co, ci_k) = (k.shape()[0], k.shape()[1]);
-    let dims = (co, cin, spec.kernel[0], spec.kernel[1], spec.kernel[2]);
     let flip = spec.op == Op::Convolve;
     // numpy/scipy correlation conjugates a complex kernel; PyTorch-style layers never do.
     let conj = spec.op == Op::Correlate
         && <E::Compute as Scalar>::KIND == Kind::Complex
         && matches!(spec.layout, Layout::Signal { .. });
-    let [kd, kh, kw] = spec.kernel;
-    Array5::from_shape_fn(dims, |(o, c, d, h, w)| {
-        let (d, h, w) = if flip {
-            (kd - 1 - d, kh - 1 - h, kw - 1 - w)
-        } else {
-            (d, h, w)
-        };
-        let v = k[(o, if ci_k == 1 { 0 } else { c }, d, h, w)].to_compute();
-        if conj {
-            v.conj()
-        } else {
-            v
+    let mut k = k;
+    if flip {
+        for a in 2..5 {
+            k.invert_axis(Axis(a));
         }
-    })
+    }
+    let convert = |v: &E| {
+        let c = v.to_compute();
+        if conj {
+            c.conj()
+        } else {
+            c
+        }
+    };
+    // `map` walks the view in logical order and returns a standard-layout array: one pass.
+    if k.shape()[1] == cin {
+        k.map(convert)
+    } else {
+        let dims = (
+            k.shape()[0],
+            cin,
+            spec.kernel[0],
+            spec.kernel[1],
+            spec.kernel[2],
+        );
+        k.broadcast(dims)
+            .expect("a broadcast kernel has one channel")
+            .map(convert)
+    }
 }
 
 /// The input in the compute type, padded as asked: a view when nothing needs changing.
