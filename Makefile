@@ -2,7 +2,7 @@
 PY ?= python3
 CARGO ?= cargo
 
-.PHONY: run test build python test-rust test-python lint fmt bench demo
+.PHONY: run test build python test-rust test-python lint fmt bench bench-quick calibrate
 
 ## run: the seed's example by every method, then the seed's comparison study (seed-2d).
 run: build
@@ -32,3 +32,15 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## bench: side-by-side timings against the peers (numpy, scipy, torch, onnxruntime, jax when
+## installed), written to BENCHMARKS.md; bench-quick is a 2-minute subset.
+bench: python
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) bench/run.py
+
+bench-quick: python
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) bench/run.py --quick
+
+## calibrate: fit the cost model to this machine (wisdom file; use with STRIDECONV_WISDOM).
+calibrate: build
+	./target/release/strideconv calibrate --out strideconv-wisdom.json

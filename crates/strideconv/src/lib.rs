@@ -62,7 +62,10 @@ pub struct Run {
 
 impl Default for Run {
     fn default() -> Self {
-        Run { method: Method::Auto, threads: None }
+        Run {
+            method: Method::Auto,
+            threads: None,
+        }
     }
 }
 
@@ -78,7 +81,10 @@ pub fn compute<E: Element>(
     Plan::<E::Compute>::new(spec, run.method, run.threads)?.execute(x, k)
 }
 
-const SIGNAL: Layout = Layout::Signal { channel_axis: None, kernel_broadcast: false };
+const SIGNAL: Layout = Layout::Signal {
+    channel_axis: None,
+    kernel_broadcast: false,
+};
 
 /// Strided cross-correlation of `x` with `k` (same number of axes, 1 to 3), method chosen
 /// automatically. `opts.op` is ignored.
@@ -91,8 +97,15 @@ const SIGNAL: Layout = Layout::Signal { channel_axis: None, kernel_broadcast: fa
 /// let y = correlate(x.view(), array![1.0, 1.0, 1.0].view(), &opts).unwrap();
 /// assert_eq!(y, array![3.0, 9.0, 9.0].into_dyn());
 /// ```
-pub fn correlate<E: Element, D: Dimension>(x: ArrayView<'_, E, D>, k: ArrayView<'_, E, D>, opts: &Options) -> Result<ArrayD<E::Output>> {
-    let opts = Options { op: Op::Correlate, ..opts.clone() };
+pub fn correlate<E: Element, D: Dimension>(
+    x: ArrayView<'_, E, D>,
+    k: ArrayView<'_, E, D>,
+    opts: &Options,
+) -> Result<ArrayD<E::Output>> {
+    let opts = Options {
+        op: Op::Correlate,
+        ..opts.clone()
+    };
     compute(x.into_dyn(), k.into_dyn(), SIGNAL, &opts, Run::default())
 }
 
@@ -104,7 +117,14 @@ pub fn correlate<E: Element, D: Dimension>(x: ArrayView<'_, E, D>, k: ArrayView<
 /// let y = convolve(array![1, 2, 3, 4].view(), array![1, 0, -1].view(), &Options::default()).unwrap();
 /// assert_eq!(y, array![2i64, 2].into_dyn());
 /// ```
-pub fn convolve<E: Element, D: Dimension>(x: ArrayView<'_, E, D>, k: ArrayView<'_, E, D>, opts: &Options) -> Result<ArrayD<E::Output>> {
-    let opts = Options { op: Op::Convolve, ..opts.clone() };
+pub fn convolve<E: Element, D: Dimension>(
+    x: ArrayView<'_, E, D>,
+    k: ArrayView<'_, E, D>,
+    opts: &Options,
+) -> Result<ArrayD<E::Output>> {
+    let opts = Options {
+        op: Op::Convolve,
+        ..opts.clone()
+    };
     compute(x.into_dyn(), k.into_dyn(), SIGNAL, &opts, Run::default())
 }

@@ -44,7 +44,10 @@ impl Isa {
 fn detect() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("fma") {
+        if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("fma")
+        {
             return Isa::Avx512;
         }
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
@@ -74,14 +77,25 @@ pub fn isa() -> Isa {
 /// CHUNK is at most 128 elements: callers pad their row buffers by [`PAD`].
 pub(crate) fn rows<T: Scalar>(buf: &[T], starts: &[usize], weights: &[T], out: &mut [T]) {
     assert_eq!(starts.len(), weights.len());
-    let need = starts.iter().max().map_or(0, |&s| s + out.len().next_multiple_of(PAD));
-    assert!(need <= buf.len(), "row buffer too short: {} < {need}", buf.len());
+    let need = starts
+        .iter()
+        .max()
+        .map_or(0, |&s| s + out.len().next_multiple_of(PAD));
+    assert!(
+        need <= buf.len(),
+        "row buffer too short: {} < {need}",
+        buf.len()
+    );
     // Accumulator chunk: 512 bytes (8 AVX-512 registers), 256 bytes for AVX2; smaller when the
     // output row is short so little work is wasted on the tail.
     let isa = isa();
     let bytes = if isa == Isa::Avx512 { 512 } else { 256 };
     let elems = (bytes / std::mem::size_of::<T>()).max(1);
-    let chunk = if out.len() * 2 <= elems { (out.len().next_power_of_two()).max(4).min(elems) } else { elems };
+    let chunk = if out.len() * 2 <= elems {
+        (out.len().next_power_of_two()).max(4).min(elems)
+    } else {
+        elems
+    };
     macro_rules! go {
         ($b:literal) => {
             match isa {
@@ -111,7 +125,12 @@ pub(crate) const PAD: usize = 128;
 
 /// The kernel body; `FMA` selects fused multiply-add for floats (only where the CPU has it).
 #[inline(always)]
-fn rows_body<T: Scalar, const B: usize, const FMA: bool>(buf: &[T], starts: &[usize], weights: &[T], out: &mut [T]) {
+fn rows_body<T: Scalar, const B: usize, const FMA: bool>(
+    buf: &[T],
+    starts: &[usize],
+    weights: &[T],
+    out: &mut [T],
+) {
     let n = out.len();
     let mut j0 = 0;
     while j0 < n {
@@ -119,7 +138,11 @@ fn rows_body<T: Scalar, const B: usize, const FMA: bool>(buf: &[T], starts: &[us
         for (&s, &w) in starts.iter().zip(weights) {
             let src: &[T; B] = buf[s + j0..s + j0 + B].try_into().expect("B elements");
             for j in 0..B {
-                acc[j] = if FMA { acc[j].fused_mul_add(w, src[j]) } else { acc[j] + w * src[j] };
+                acc[j] = if FMA {
+                    acc[j].fused_mul_add(w, src[j])
+                } else {
+                    acc[j] + w * src[j]
+                };
             }
         }
         let m = B.min(n - j0);
@@ -136,7 +159,12 @@ mod avx2 {
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn rows<T: Scalar, const B: usize>(buf: &[T], starts: &[usize], weights: &[T], out: &mut [T]) {
+    pub(super) unsafe fn rows<T: Scalar, const B: usize>(
+        buf: &[T],
+        starts: &[usize],
+        weights: &[T],
+        out: &mut [T],
+    ) {
         rows_body::<T, B, true>(buf, starts, weights, out)
     }
 }
@@ -149,7 +177,12 @@ mod avx512 {
     /// # Safety
     /// The CPU must support AVX-512 F and VL, and FMA.
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    pub(super) unsafe fn rows<T: Scalar, const B: usize>(buf: &[T], starts: &[usize], weights: &[T], out: &mut [T]) {
+    pub(super) unsafe fn rows<T: Scalar, const B: usize>(
+        buf: &[T],
+        starts: &[usize],
+        weights: &[T],
+        out: &mut [T],
+    ) {
         rows_body::<T, B, true>(buf, starts, weights, out)
     }
 }

@@ -82,7 +82,11 @@ pub(crate) fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
 /// (Asked once: the query costs tens of microseconds.)
 pub(crate) fn default_threads() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();
-    *THREADS.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 /// Cut a mutable view into consecutive pieces of `chunk` along `axis`, keeping its lifetime.
@@ -129,7 +133,11 @@ pub(crate) fn drive<T: Scalar>(
     };
     // Rows are cut along OH within one depth slice when a block is smaller than a slice,
     // else whole depth slices are grouped.
-    let (d_chunk, h_chunk) = if row_chunk >= oh { ((row_chunk / oh).max(1), oh) } else { (1, row_chunk) };
+    let (d_chunk, h_chunk) = if row_chunk >= oh {
+        ((row_chunk / oh).max(1), oh)
+    } else {
+        (1, row_chunk)
+    };
 
     let mut blocks = Vec::new();
     for (n, out_n) in chunks(out.view_mut(), 0, 1).into_iter().enumerate() {
@@ -167,7 +175,9 @@ pub(crate) fn drive<T: Scalar>(
     } else {
         let g = Geom { threads: 1, ..*g };
         pool(threads).install(|| {
-            blocks.into_par_iter().for_each(|(xb, kb, ob)| alg.run(xb, kb, ob, &g));
+            blocks
+                .into_par_iter()
+                .for_each(|(xb, kb, ob)| alg.run(xb, kb, ob, &g));
         });
     }
 }
