@@ -178,7 +178,8 @@ fn channels_interleaved(spec: &ConvSpec) -> bool {
         Layout::Signal { channel_axis, .. } => *channel_axis == Some(spec.rank),
         Layout::Batched { channels_last } => *channels_last && spec.groups == 1,
     };
-    last && spec.in_channels > 1 && spec.dilation[2] == 1
+    let long_rows = spec.in_channels == spec.groups && spec.out_spatial()[2] * 4 <= spec.kernel[2];
+    spec.dilation[2] == 1 && ((last && spec.in_channels > 1) || long_rows)
 }
 
 fn im2col<T: Scalar>(spec: &ConvSpec) -> f64 {

@@ -27,7 +27,7 @@ impl<T: Scalar> Algorithm<T> for Direct {
     }
 
     fn run(&self, x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, out: ArrayViewMut5<'_, T>, g: &Geom) {
-        if channels_interleaved(&x, k.shape()[1], g) {
+        if channels_interleaved(&x, k.shape(), out.shape()[4], g) {
             return run_channels_last(x, k, out, g);
         }
         run_rows(x, k, out, g)
@@ -36,9 +36,14 @@ impl<T: Scalar> Algorithm<T> for Direct {
 
 /// True when every input row holds its channels interleaved (`x[.., c, d, h, w]` at
 /// `w·C + c`), so a kernel row's window is one contiguous run of `kw·C` elements.
-fn channels_interleaved<T>(x: &ArrayView5<'_, T>, cin: usize, g: &Geom) -> bool {
+/// A single channel with contiguous rows also qualifies when the kernel row is much longer
+/// than the output row (few outputs, long windows: dot products beat row accumulation).
+fn channels_interleaved<T>(x: &ArrayView5<'_, T>, k: &[usize], out_w: usize, g: &Geom) -> bool {
+    let (cin, kw) = (k[1], k[4]);
     let st = x.strides();
-    cin > 1 && g.dilation[2] == 1 && st[1] == 1 && st[4] == cin as isize
+    let interleaved = cin > 1 && st[1] == 1 && st[4] == cin as isize;
+    let long_rows = cin == 1 && st[4] == 1 && out_w * 4 <= kw;
+    g.dilation[2] == 1 && (interleaved || long_rows)
 }
 
 /// Channels-last path: every output is `kd·kh` dot products of length `kw·C`, four outputs
@@ -60,10 +65,9 @@ fn run_channels_last<T: Scalar>(
     let xw = g.input_len(2, ow, kw);
     let len = kw * cin;
     // Kernel rows as (o, td, th) → [tw·C + c], the order of the input's memory.
-    let krows_std = k
-        .permuted_axes([0, 2, 3, 4, 1])
-        .as_standard_layout()
-        .into_owned();
+    // Borrowed when already in that order (one channel, contiguous kernel), else one copy.
+    let kperm = k.permuted_axes([0, 2, 3, 4, 1]);
+    let krows_std = kperm.as_standard_layout();
     let krows = krows_std.as_slice().expect("standard layout");
     let starts: Vec<usize> = (0..ow).map(|w| w * s2 * cin).collect();
     let mut row = vec![T::zero(); ow];
@@ -100,92 +104,89 @@ fn run_rows<T: Scalar>(
     mut out: ArrayViewMut5<'_, T>,
     g: &Geom,
 ) {
-    {
-        let [nb, cout, od, oh, ow] = *out.shape() else {
-            unreachable!()
-        };
-        let [_, cin, kd, kh, kw] = *k.shape() else {
-            unreachable!()
-        };
-        let [s0, s1, s2] = g.stride;
-        let [d0, d1, d2] = g.dilation;
-        let xw = g.input_len(2, ow, kw);
-        let plen = xw.div_ceil(s2) + PAD;
-        let ext1 = g.input_len(1, 1, kh);
-        // Output rows per chunk: as many as keep the buffer near BUFFER_ELEMS.
-        let per_row = cin * kd * s1 * s2 * plen;
-        // At least 8 rows, so the rows a chunk shares with the next are not copied too often.
-        let rows_chunk = (BUFFER_ELEMS.saturating_sub(cin * kd * ext1 * s2 * plen)
-            / per_row.max(1))
+    let [nb, cout, od, oh, ow] = *out.shape() else {
+        unreachable!()
+    };
+    let [_, cin, kd, kh, kw] = *k.shape() else {
+        unreachable!()
+    };
+    let [s0, s1, s2] = g.stride;
+    let [d0, d1, d2] = g.dilation;
+    let xw = g.input_len(2, ow, kw);
+    let plen = xw.div_ceil(s2) + PAD;
+    let ext1 = g.input_len(1, 1, kh);
+    // Output rows per chunk: as many as keep the buffer near BUFFER_ELEMS.
+    let per_row = cin * kd * s1 * s2 * plen;
+    // At least 8 rows, so the rows a chunk shares with the next are not copied too often.
+    let rows_chunk = (BUFFER_ELEMS.saturating_sub(cin * kd * ext1 * s2 * plen) / per_row.max(1))
         .clamp(8, oh.max(8))
         .min(oh);
-        let k_std = k.as_standard_layout();
-        let weights = k_std.as_slice().expect("standard layout");
-        let taps = cin * kd * kh * kw;
-        let mut buf: Vec<T> = Vec::new();
-        let mut starts = vec![0usize; taps];
-        let mut row_starts = vec![0usize; taps];
-        let mut row = vec![T::zero(); ow];
-        for n in 0..nb {
-            for d in 0..od {
-                let mut h0 = 0;
-                while h0 < oh {
-                    let h1 = (h0 + rows_chunk).min(oh);
-                    let xh0 = h0 * s1;
-                    let nrows = (h1 - 1 - h0) * s1 + ext1;
-                    // Phase-split copy of the rows [xh0, xh0 + nrows) of every used depth slice.
-                    buf.clear();
-                    buf.resize(cin * kd * nrows * s2 * plen, T::zero());
-                    for c in 0..cin {
-                        for td in 0..kd {
-                            let plane = x.slice(s![n, c, d * s0 + td * d0, xh0..xh0 + nrows, ..xw]);
-                            let base = ((c * kd + td) * nrows) * s2 * plen;
-                            for p in 0..s2.min(xw) {
-                                let src = plane.slice(s![.., p..;s2]);
-                                let len = (nrows - 1) * s2 * plen + src.shape()[1];
-                                let shape = (nrows, src.shape()[1]).strides((s2 * plen, 1));
-                                ArrayViewMut2::from_shape(
-                                    shape,
-                                    &mut buf[base + p * plen..base + p * plen + len],
-                                )
-                                .expect("the buffer holds every phase row")
-                                .assign(&src);
-                            }
+    let k_std = k.as_standard_layout();
+    let weights = k_std.as_slice().expect("standard layout");
+    let taps = cin * kd * kh * kw;
+    let mut buf: Vec<T> = Vec::new();
+    let mut starts = vec![0usize; taps];
+    let mut row_starts = vec![0usize; taps];
+    let mut row = vec![T::zero(); ow];
+    for n in 0..nb {
+        for d in 0..od {
+            let mut h0 = 0;
+            while h0 < oh {
+                let h1 = (h0 + rows_chunk).min(oh);
+                let xh0 = h0 * s1;
+                let nrows = (h1 - 1 - h0) * s1 + ext1;
+                // Phase-split copy of the rows [xh0, xh0 + nrows) of every used depth slice.
+                buf.clear();
+                buf.resize(cin * kd * nrows * s2 * plen, T::zero());
+                for c in 0..cin {
+                    for td in 0..kd {
+                        let plane = x.slice(s![n, c, d * s0 + td * d0, xh0..xh0 + nrows, ..xw]);
+                        let base = ((c * kd + td) * nrows) * s2 * plen;
+                        for p in 0..s2.min(xw) {
+                            let src = plane.slice(s![.., p..;s2]);
+                            let len = (nrows - 1) * s2 * plen + src.shape()[1];
+                            let shape = (nrows, src.shape()[1]).strides((s2 * plen, 1));
+                            ArrayViewMut2::from_shape(
+                                shape,
+                                &mut buf[base + p * plen..base + p * plen + len],
+                            )
+                            .expect("the buffer holds every phase row")
+                            .assign(&src);
                         }
                     }
-                    // Tap list of the chunk's first row; later rows shift by s1 buffer rows.
-                    let mut t = 0;
-                    for c in 0..cin {
-                        for td in 0..kd {
-                            for th in 0..kh {
-                                let rbase = ((c * kd + td) * nrows + th * d1) * s2 * plen;
-                                for tw in 0..kw {
-                                    let off = tw * d2;
-                                    starts[t] = rbase + (off % s2) * plen + off / s2;
-                                    t += 1;
-                                }
-                            }
-                        }
-                    }
-                    for h in h0..h1 {
-                        let shift = (h - h0) * s1 * s2 * plen;
-                        for (rs, &s) in row_starts.iter_mut().zip(&starts) {
-                            *rs = s + shift;
-                        }
-                        for o in 0..cout {
-                            let w = &weights[o * taps..(o + 1) * taps];
-                            let mut dst = out.slice_mut(s![n, o, d, h, ..]);
-                            match dst.as_slice_mut() {
-                                Some(d) => kernels::rows(&buf, &row_starts, w, d),
-                                None => {
-                                    kernels::rows(&buf, &row_starts, w, &mut row);
-                                    dst.iter_mut().zip(&row).for_each(|(y, &v)| *y = v);
-                                }
-                            }
-                        }
-                    }
-                    h0 = h1;
                 }
+                // Tap list of the chunk's first row; later rows shift by s1 buffer rows.
+                let mut t = 0;
+                for c in 0..cin {
+                    for td in 0..kd {
+                        for th in 0..kh {
+                            let rbase = ((c * kd + td) * nrows + th * d1) * s2 * plen;
+                            for tw in 0..kw {
+                                let off = tw * d2;
+                                starts[t] = rbase + (off % s2) * plen + off / s2;
+                                t += 1;
+                            }
+                        }
+                    }
+                }
+                for h in h0..h1 {
+                    let shift = (h - h0) * s1 * s2 * plen;
+                    for (rs, &s) in row_starts.iter_mut().zip(&starts) {
+                        *rs = s + shift;
+                    }
+                    for o in 0..cout {
+                        let w = &weights[o * taps..(o + 1) * taps];
+                        let mut dst = out.slice_mut(s![n, o, d, h, ..]);
+                        match dst.as_slice_mut() {
+                            Some(d) => kernels::rows(&buf, &row_starts, w, d),
+                            None => {
+                                kernels::rows(&buf, &row_starts, w, &mut row);
+                                dst.iter_mut().zip(&row).for_each(|(y, &v)| *y = v);
+                            }
+                        }
+                    }
+                }
+                h0 = h1;
             }
         }
     }
