@@ -15,7 +15,7 @@ use crate::error::{invalid, refused, shape_error, Error, Result};
 use crate::method::fft::FftMethod;
 use crate::method::{self, Algorithm, Geom};
 use crate::scalar::{Element, Scalar};
-use crate::spec::{extent, ConvSpec, SPATIAL};
+use crate::spec::{ConvSpec, SPATIAL};
 use crate::{view, wisdom};
 
 /// How `Method::Auto` decides.
@@ -252,8 +252,10 @@ impl<T: Scalar> Plan<T> {
                 (m, fb)
             }
             m => {
-                if let Err(reason) = cost::estimate::<T>(m, &spec, threads, &scales) {
-                    return Err(refused(m.name(), reason));
+                // Every concrete method was estimated above; a refusal is its reason.
+                if let Some(Err(reason)) = estimates.iter().find(|e| e.method == m).map(|e| &e.cost)
+                {
+                    return Err(refused(m.name(), reason.clone()));
                 }
                 (m, None)
             }
@@ -384,11 +386,4 @@ impl<T: Scalar> Plan<T> {
         );
         Ok(out)
     }
-}
-
-/// Kernel extent along each convolved axis (used by reports).
-pub fn kernel_extent(spec: &ConvSpec) -> Vec<usize> {
-    (SPATIAL - spec.rank..SPATIAL)
-        .map(|a| extent(spec.kernel[a], spec.dilation[a]))
-        .collect()
 }

@@ -191,7 +191,6 @@ macro_rules! integer_element {
             fn to_compute(self) -> i128 { self as i128 }
             #[inline(always)]
             fn to_output(c: i128) -> Result<i64> { narrow_i128::<i64>(c) }
-            fn to_output_array(a: ArrayD<i128>) -> Result<ArrayD<i64>> { narrow_array(a) }
             fn view_compute<D: Dimension>(_: ArrayView<'_, $t, D>) -> Option<ArrayView<'_, i128, D>> { None }
         }
     )*};
@@ -209,9 +208,6 @@ impl Element for bool {
     fn to_output(c: i128) -> Result<i64> {
         narrow_i128::<i64>(c)
     }
-    fn to_output_array(a: ArrayD<i128>) -> Result<ArrayD<i64>> {
-        narrow_array(a)
-    }
     fn view_compute<D: Dimension>(_: ArrayView<'_, bool, D>) -> Option<ArrayView<'_, i128, D>> {
         None
     }
@@ -225,14 +221,4 @@ pub fn narrow_i128<I: TryFrom<i128>>(v: i128) -> Result<I> {
             std::any::type_name::<I>()
         ))
     })
-}
-
-/// Narrow every element of an exact result to `i64`, or report the first that does not fit.
-fn narrow_array(a: ArrayD<i128>) -> Result<ArrayD<i64>> {
-    if let Some(&bad) = a.iter().find(|&&v| i64::try_from(v).is_err()) {
-        return Err(overflow(format!(
-            "result {bad} does not fit the output type int64"
-        )));
-    }
-    Ok(a.mapv(|v| v as i64))
 }
