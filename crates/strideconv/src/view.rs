@@ -5,7 +5,9 @@
 //! only where the problem needs them: padding (materialised once), integer widening, and the
 //! small kernel (flipped, conjugated and broadcast as the request says).
 
-use ndarray::{s, Array5, ArrayView5, ArrayViewD, ArrayViewMut5, ArrayViewMutD, Axis, Ix5, IxDyn};
+use ndarray::{
+    s, Array5, ArrayView2, ArrayView5, ArrayViewD, ArrayViewMut5, ArrayViewMutD, Axis, Ix5, IxDyn,
+};
 
 use crate::error::{overflow, Result};
 use crate::scalar::{Element, Kind, Scalar};
@@ -175,25 +177,41 @@ pub(crate) fn prepare_input<'a, E: Element>(
             .collect()
     });
     let cval = <E::Compute as Scalar>::from_f64(spec.cval);
-    let mut out = Array5::from_elem((n, c, padded[0], padded[1], padded[2]), cval);
+    // One pass in memory order, each element written once: rows of padding are runs of
+    // cval, an input row is its edges (by the index map) around the row itself.
+    let (lo, w) = (spec.padding[2].0, spec.input[2]);
+    let edge = |range: std::ops::Range<usize>| -> Vec<Option<usize>> { maps[2][range].to_vec() };
+    let (before, after) = (edge(0..lo), edge(lo + w..padded[2]));
+    let total = n * c * padded.iter().product::<usize>();
+    let mut data: Vec<E::Compute> = Vec::with_capacity(total);
     for b in 0..n {
         for ch in 0..c {
-            for (pd, sd) in maps[0].iter().enumerate() {
-                let Some(sd) = sd else { continue };
-                for (ph, sh) in maps[1].iter().enumerate() {
-                    let Some(sh) = sh else { continue };
-                    let src = x.slice(s![b, ch, *sd, *sh, ..]);
-                    let mut dst = out.slice_mut(s![b, ch, pd, ph, ..]);
-                    for (pw, sw) in maps[2].iter().enumerate() {
-                        if let Some(sw) = sw {
-                            dst[pw] = src[*sw].to_compute();
-                        }
+            for sd in &maps[0] {
+                let Some(sd) = *sd else {
+                    data.extend(std::iter::repeat_n(cval, padded[1] * padded[2]));
+                    continue;
+                };
+                let plane = x.slice(s![b, ch, sd, .., ..]);
+                for sh in &maps[1] {
+                    let Some(sh) = *sh else {
+                        data.extend(std::iter::repeat_n(cval, padded[2]));
+                        continue;
+                    };
+                    let src = plane.row(sh);
+                    let at = |sw: &Option<usize>| sw.map_or(cval, |sw| src[sw].to_compute());
+                    data.extend(before.iter().map(at));
+                    match src.as_slice() {
+                        Some(xs) => data.extend(xs.iter().map(|v| v.to_compute())),
+                        None => data.extend(src.iter().map(|v| v.to_compute())),
                     }
+                    data.extend(after.iter().map(at));
                 }
             }
         }
     }
-    out.into()
+    Array5::from_shape_vec((n, c, padded[0], padded[1], padded[2]), data)
+        .expect("one element per padded position")
+        .into()
 }
 
 /// For integers: refuse (as overflow) a problem whose partial sums could leave `i128`, so
@@ -243,5 +261,96 @@ pub(crate) fn has_non_finite<T: Scalar>(a: &ArrayView5<'_, T>) -> bool {
             !(acc.iter().chain(tail).all(|v| v.is_finite()))
         }
         None => !a.iter().all(|v| v.is_finite()),
+    }
+}
+
+/// Copy every `step`-th element of each row of `src`, from column `start`, `cnt` of them,
+/// into consecutive rows of `dst` that are `dst_stride` apart.
+///
+/// The phase split of the direct and FFT methods. Rows with a contiguous inner axis (the
+/// usual case) are read as plain slices; an element-wise ndarray assignment costs several
+/// times more on the short rows of small problems.
+pub(crate) fn gather_rows<T: Copy>(
+    dst: &mut [T],
+    dst_stride: usize,
+    src: ArrayView2<'_, T>,
+    start: usize,
+    step: usize,
+    cnt: usize,
+) {
+    if cnt == 0 {
+        return;
+    }
+    for (r, row) in src.rows().into_iter().enumerate() {
+        let d = &mut dst[r * dst_stride..][..cnt];
+        match row.as_slice() {
+            Some(xs) if step == 1 => d.copy_from_slice(&xs[start..start + cnt]),
+            Some(xs) => match step {
+                2 => every::<T, 2>(d, &xs[start..]),
+                3 => every::<T, 3>(d, &xs[start..]),
+                4 => every::<T, 4>(d, &xs[start..]),
+                _ => d
+                    .iter_mut()
+                    .zip(xs[start..].iter().step_by(step))
+                    .for_each(|(y, &v)| *y = v),
+            },
+            None => d
+                .iter_mut()
+                .zip(row.slice(s![start..;step]).iter())
+                .for_each(|(y, &v)| *y = v),
+        }
+    }
+}
+
+/// `d[j] = xs[j·S]`, with the step known to the compiler (it then uses shuffles).
+#[inline]
+fn every<T: Copy, const S: usize>(d: &mut [T], xs: &[T]) {
+    let whole = (xs.len() / S).min(d.len());
+    let (head, tail) = d.split_at_mut(whole);
+    for (y, c) in head.iter_mut().zip(xs.chunks_exact(S)) {
+        *y = c[0];
+    }
+    for (j, y) in tail.iter_mut().enumerate() {
+        *y = xs[(whole + j) * S];
+    }
+}
+
+/// Split each row of `src` (its first `width` elements) into its `step` phases: phase `p`
+/// of row `r` (elements `p, p + step, ...`) goes to `dst[(r·step + p)·plen ..]`.
+pub(crate) fn split_phases<T: Copy>(
+    dst: &mut [T],
+    plen: usize,
+    src: ArrayView2<'_, T>,
+    step: usize,
+    width: usize,
+) {
+    let whole = step * plen;
+    for (r, row) in src.rows().into_iter().enumerate() {
+        let d = &mut dst[r * whole..][..whole];
+        match (row.as_slice(), step) {
+            (Some(xs), 1) => d[..width].copy_from_slice(&xs[..width]),
+            (Some(xs), 2) => {
+                // Both phases in one pass over the row.
+                let xs = &xs[..width];
+                let (a, b) = d.split_at_mut(plen);
+                crate::kernels::deinterleave(xs, a, b);
+                if width % 2 == 1 {
+                    a[width / 2] = xs[width - 1];
+                }
+            }
+            _ => {
+                let row2 = row.slice(s![..width]).insert_axis(ndarray::Axis(0));
+                for p in 0..step.min(width) {
+                    gather_rows(
+                        &mut d[p * plen..],
+                        0,
+                        row2,
+                        p,
+                        step,
+                        (width - p).div_ceil(step),
+                    );
+                }
+            }
+        }
     }
 }

@@ -16,8 +16,10 @@ use crate::Scalar;
 
 mod dots;
 mod gemm;
+mod split;
 pub(crate) use dots::dots;
 pub(crate) use gemm::{gemm, supported as gemm_supported};
+pub(crate) use split::deinterleave;
 
 /// The instruction sets the kernels are compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -7,11 +7,11 @@
 //! all taps. No output is computed that the stride drops, and the copy is bounded by the
 //! chunk (a few MiB), never the whole input.
 
-use ndarray::{s, ArrayView5, ArrayViewMut2, ArrayViewMut5, ShapeBuilder};
+use ndarray::{s, ArrayView5, ArrayViewMut5};
 
 use super::{Algorithm, Geom, Tiling};
 use crate::kernels::{self, PAD};
-use crate::Scalar;
+use crate::{view, Scalar};
 
 pub(crate) struct Direct;
 
@@ -113,7 +113,9 @@ fn run_rows<T: Scalar>(
     let [s0, s1, s2] = g.stride;
     let [d0, d1, d2] = g.dilation;
     let xw = g.input_len(2, ow, kw);
-    let plen = xw.div_ceil(s2) + PAD;
+    // Phase rows follow each other with no gap: the row kernel's overrun past a row's end
+    // reads the next row (those lanes are dropped), and PAD after the last one.
+    let plen = xw.div_ceil(s2);
     let ext1 = g.input_len(1, 1, kh);
     // Output rows per chunk: as many as keep the buffer near BUFFER_ELEMS.
     let per_row = cin * kd * s1 * s2 * plen;
@@ -136,23 +138,16 @@ fn run_rows<T: Scalar>(
                 let xh0 = h0 * s1;
                 let nrows = (h1 - 1 - h0) * s1 + ext1;
                 // Phase-split copy of the rows [xh0, xh0 + nrows) of every used depth slice.
-                buf.clear();
-                buf.resize(cin * kd * nrows * s2 * plen, T::zero());
+                // Stale elements from the previous chunk only ever reach dropped lanes.
+                let need = cin * kd * nrows * s2 * plen + PAD;
+                if buf.len() < need {
+                    buf.resize(need, T::zero());
+                }
                 for c in 0..cin {
                     for td in 0..kd {
                         let plane = x.slice(s![n, c, d * s0 + td * d0, xh0..xh0 + nrows, ..xw]);
                         let base = ((c * kd + td) * nrows) * s2 * plen;
-                        for p in 0..s2.min(xw) {
-                            let src = plane.slice(s![.., p..;s2]);
-                            let len = (nrows - 1) * s2 * plen + src.shape()[1];
-                            let shape = (nrows, src.shape()[1]).strides((s2 * plen, 1));
-                            ArrayViewMut2::from_shape(
-                                shape,
-                                &mut buf[base + p * plen..base + p * plen + len],
-                            )
-                            .expect("the buffer holds every phase row")
-                            .assign(&src);
-                        }
+                        view::split_phases(&mut buf[base..], plen, plane, s2, xw);
                     }
                 }
                 // Tap list of the chunk's first row; later rows shift by s1 buffer rows.
@@ -169,14 +164,14 @@ fn run_rows<T: Scalar>(
                         }
                     }
                 }
-                for h in h0..h1 {
-                    let shift = (h - h0) * s1 * s2 * plen;
-                    for (rs, &s) in row_starts.iter_mut().zip(&starts) {
-                        *rs = s + shift;
-                    }
-                    for o in 0..cout {
-                        let w = &weights[o * taps..(o + 1) * taps];
-                        let mut dst = out.slice_mut(s![n, o, d, h, ..]);
+                for o in 0..cout {
+                    let w = &weights[o * taps..(o + 1) * taps];
+                    let mut plane = out.slice_mut(s![n, o, d, h0..h1, ..]);
+                    for (i, mut dst) in plane.rows_mut().into_iter().enumerate() {
+                        let shift = i * s1 * s2 * plen;
+                        for (rs, &s) in row_starts.iter_mut().zip(&starts) {
+                            *rs = s + shift;
+                        }
                         match dst.as_slice_mut() {
                             Some(d) => kernels::rows(&buf, &row_starts, w, d),
                             None => {

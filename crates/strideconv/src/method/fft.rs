@@ -19,7 +19,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use ndarray::{s, ArrayView5, ArrayViewMut2, ArrayViewMut5, ShapeBuilder};
+use ndarray::{s, ArrayView5, ArrayViewMut5};
 use num_complex::{Complex, Complex32, Complex64};
 use num_traits::{Float, One, Zero};
 use rayon::prelude::*;
@@ -28,7 +28,7 @@ use rustfft::{Fft, FftNum, FftPlanner};
 
 use super::{Algorithm, Geom, Tiling};
 use crate::spec::{extent, SPATIAL};
-use crate::Scalar;
+use crate::{view, Scalar};
 
 type C<F> = Complex<F>;
 
@@ -479,18 +479,10 @@ impl<T: FftScalar> Setup<'_, T> {
         for i0 in 0..cnt[0] {
             // One plane per call: slicing row by row costs more than copying the row.
             let r0 = row0 * q[1] + p[1];
-            let src = self
-                .x
-                .slice(s![n, c, i0 * q[0] + p[0], r0..;q[1], p[2]..;q[2]]);
-            let src = src.slice(s![..cnt[1], ..cnt[2]]);
+            let plane = self.x.slice(s![n, c, i0 * q[0] + p[0], r0..;q[1], ..]);
+            let plane = plane.slice(s![..cnt[1], ..]);
             let base = i0 * m[1] * m[2];
-            let len = (cnt[1] - 1) * m[2] + cnt[2];
-            ArrayViewMut2::from_shape(
-                (cnt[1], cnt[2]).strides((m[2], 1)),
-                &mut data[base..base + len],
-            )
-            .expect("the transform buffer holds the phase")
-            .assign(&src);
+            view::gather_rows(&mut data[base..], m[2], plane, p[2], q[2], cnt[2]);
         }
     }
 

@@ -1,0 +1,55 @@
+//! Profile target: many calls of one small problem (`perf record` on it).
+//! `cargo run --release -p strideconv --example prof_small -- n f s method reps`
+use std::time::Instant;
+
+use ndarray::{ArrayD, IxDyn};
+use strideconv::{ConvSpec, Layout, Method, Options, Plan};
+
+fn main() {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize, d: &str| a.get(i).cloned().unwrap_or_else(|| d.to_string());
+    let n: usize = arg(0, "112").parse().unwrap();
+    let f: usize = arg(1, "3").parse().unwrap();
+    let s: usize = arg(2, "2").parse().unwrap();
+    let m: Method = arg(3, "direct").parse().unwrap();
+    let reps: usize = arg(4, "20000").parse().unwrap();
+    // Depthwise channels (NCHW, groups = channels, padding f/2) when a sixth argument is given.
+    let dw: usize = arg(5, "0").parse().unwrap();
+    let (spec, xs, ks) = if dw > 0 {
+        let opts = Options {
+            groups: dw,
+            padding: strideconv::Padding::Uniform(f / 2, f / 2),
+            ..Options::strided(s)
+        };
+        let (xs, ks) = (vec![1, dw, n, n], vec![dw, 1, f, f]);
+        let layout = Layout::Batched {
+            channels_last: false,
+        };
+        (ConvSpec::new(&xs, &ks, layout, &opts).unwrap(), xs, ks)
+    } else {
+        let layout = Layout::Signal {
+            channel_axis: None,
+            kernel_broadcast: false,
+        };
+        let (xs, ks) = (vec![n, n], vec![f, f]);
+        (
+            ConvSpec::new(&xs, &ks, layout, &Options::strided(s)).unwrap(),
+            xs,
+            ks,
+        )
+    };
+    let x = ArrayD::from_shape_fn(IxDyn(&xs), |i| {
+        (xs.iter().enumerate().map(|(a, _)| i[a]).sum::<usize>() % 5) as f32
+    });
+    let k = ArrayD::from_shape_fn(IxDyn(&ks), |i| {
+        (ks.iter().enumerate().map(|(a, _)| i[a]).sum::<usize>() % 3) as f32
+    });
+    let plan = Plan::<f32>::new(spec, m, Some(1)).unwrap();
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        std::hint::black_box(plan.execute(x.view(), k.view()).unwrap());
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    println!("{n}² {f}×{f}/s{s} dw{dw} {m}: best {:.2} µs", best * 1e6);
+}
