@@ -1,0 +1,67 @@
+//! Padded inputs of large batches are padded a few images at a time (plan.rs); each piece
+//! must land in the right place of the output, with every pad mode and method.
+
+use ndarray::{s, ArrayD, Axis, IxDyn};
+use strideconv::{compute, Layout, Method, Options, PadMode, Padding, Run};
+
+/// Values in [-1, 1) from a fixed linear congruential sequence.
+fn data(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let mut z = seed;
+    ArrayD::from_shape_simple_fn(IxDyn(shape), || {
+        z = z
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    })
+}
+
+#[test]
+fn batches_padded_in_pieces_match_image_by_image() {
+    // Each padded image is about 5.9 MB, so a batch of 3 is padded one image at a time.
+    let (n, c, hw) = (3, 1, 1210);
+    let x = data(&[n, c, hw, hw], 7);
+    let k = data(&[2, c, 3, 3], 11);
+    for (mode, method) in [
+        (PadMode::Constant, Method::Direct),
+        (PadMode::Reflect, Method::Im2col),
+        (PadMode::Wrap, Method::Auto),
+    ] {
+        let opts = Options {
+            stride: vec![2],
+            padding: Padding::Uniform(2, 1),
+            pad_mode: mode,
+            cval: 0.5,
+            ..Options::default()
+        };
+        let batched = Layout::Batched {
+            channels_last: false,
+        };
+        let run = Run {
+            method,
+            threads: Some(2),
+        };
+        let whole = compute(x.view(), k.view(), batched.clone(), &opts, run).unwrap();
+        for b in 0..n {
+            let one = x.slice(s![b..b + 1, .., .., ..]).into_dyn();
+            let alone = compute(
+                one.view(),
+                k.view(),
+                batched.clone(),
+                &opts,
+                Run {
+                    method: Method::Naive,
+                    threads: Some(1),
+                },
+            )
+            .unwrap();
+            let got = whole.index_axis(Axis(0), b);
+            let want = alone.index_axis(Axis(0), 0);
+            let worst = got
+                .iter()
+                .zip(want.iter())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "{mode:?} {method}: image {b} off by {worst}");
+        }
+    }
+}
