@@ -182,29 +182,38 @@ pub(crate) fn prepare_input<'a, E: Element>(
     let (lo, w) = (spec.padding[2].0, spec.input[2]);
     let edge = |range: std::ops::Range<usize>| -> Vec<Option<usize>> { maps[2][range].to_vec() };
     let (before, after) = (edge(0..lo), edge(lo + w..padded[2]));
+    let constant = before.iter().chain(&after).all(Option::is_none);
     let total = n * c * padded.iter().product::<usize>();
     let mut data: Vec<E::Compute> = Vec::with_capacity(total);
     for b in 0..n {
         for ch in 0..c {
             for sd in &maps[0] {
                 let Some(sd) = *sd else {
-                    data.extend(std::iter::repeat_n(cval, padded[1] * padded[2]));
+                    data.resize(data.len() + padded[1] * padded[2], cval);
                     continue;
                 };
                 let plane = x.slice(s![b, ch, sd, .., ..]);
                 for sh in &maps[1] {
                     let Some(sh) = *sh else {
-                        data.extend(std::iter::repeat_n(cval, padded[2]));
+                        data.resize(data.len() + padded[2], cval);
                         continue;
                     };
                     let src = plane.row(sh);
                     let at = |sw: &Option<usize>| sw.map_or(cval, |sw| src[sw].to_compute());
-                    data.extend(before.iter().map(at));
+                    if constant {
+                        data.resize(data.len() + before.len(), cval);
+                    } else {
+                        data.extend(before.iter().map(at));
+                    }
                     match src.as_slice() {
                         Some(xs) => data.extend(xs.iter().map(|v| v.to_compute())),
                         None => data.extend(src.iter().map(|v| v.to_compute())),
                     }
-                    data.extend(after.iter().map(at));
+                    if constant {
+                        data.resize(data.len() + after.len(), cval);
+                    } else {
+                        data.extend(after.iter().map(at));
+                    }
                 }
             }
         }

@@ -1,5 +1,6 @@
-//! Padded inputs of large batches are padded a few images at a time (plan.rs); each piece
-//! must land in the right place of the output, with every pad mode and method.
+//! Padded inputs of large batches are padded a few images at a time (plan.rs), and
+//! depthwise problems are cut into runs of whole channels (method/mod.rs); both must put every
+//! piece in the right place of the output, with every pad mode and method.
 
 use ndarray::{s, ArrayD, Axis, IxDyn};
 use strideconv::{compute, Layout, Method, Options, PadMode, Padding, Run};
@@ -62,6 +63,66 @@ fn batches_padded_in_pieces_match_image_by_image() {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0f32, f32::max);
             assert!(worst < 1e-4, "{mode:?} {method}: image {b} off by {worst}");
+        }
+    }
+}
+
+#[test]
+fn depthwise_blocks_match_the_naive_loop() {
+    // groups == channels, so drive hands whole runs of channels to each block.
+    for (channels_last, stride, hw) in [(false, 2, 19), (true, 1, 12), (false, 3, 40)] {
+        let (n, c) = (2, 16);
+        let xs = if channels_last {
+            [n, hw, hw, c]
+        } else {
+            [n, c, hw, hw]
+        };
+        let x = data(&xs, 3);
+        let k = data(&[c, 1, 3, 3], 5);
+        let opts = Options {
+            stride: vec![stride],
+            padding: Padding::Uniform(1, 1),
+            groups: c,
+            ..Options::default()
+        };
+        let layout = Layout::Batched { channels_last };
+        let run = |method, threads| Run {
+            method,
+            threads: Some(threads),
+        };
+        let want = compute(
+            x.view(),
+            k.view(),
+            layout.clone(),
+            &opts,
+            run(Method::Naive, 1),
+        )
+        .unwrap();
+        for method in [
+            Method::Direct,
+            Method::Im2col,
+            Method::ShiftAdd,
+            Method::Auto,
+        ] {
+            for threads in [1, 2] {
+                let got = compute(
+                    x.view(),
+                    k.view(),
+                    layout.clone(),
+                    &opts,
+                    run(method, threads),
+                )
+                .unwrap();
+                let worst = got
+                    .iter()
+                    .zip(want.iter())
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    worst < 1e-5,
+                    "{method} on {threads} threads: off by {worst}"
+                );
+            }
         }
     }
 }

@@ -15,14 +15,26 @@ pub(crate) fn deinterleave<T: Copy>(xs: &[T], even: &mut [T], odd: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa()` returns Avx2 only when avx2 was detected.
         Isa::Avx2 => unsafe { wide::avx2(xs, even, odd) },
-        _ => body::<T, 16>(xs, even, odd),
+        _ => body(xs, even, odd),
     }
 }
 
-/// Blocks of `B` pairs, then the tail one pair at a time.
+/// Blocks of 16 pairs, then of 4, then the tail one pair at a time.
 #[inline(always)]
-fn body<T: Copy, const B: usize>(xs: &[T], even: &mut [T], odd: &mut [T]) {
-    let blocks = even.len() / B;
+fn body<T: Copy>(xs: &[T], even: &mut [T], odd: &mut [T]) {
+    let done = blocks::<T, 16>(xs, even, odd, 0);
+    let done = blocks::<T, 4>(xs, even, odd, done);
+    for j in done..even.len() {
+        even[j] = xs[2 * j];
+        odd[j] = xs[2 * j + 1];
+    }
+}
+
+/// Whole blocks of `B` pairs from pair `from`; returns the pairs done.
+#[inline(always)]
+fn blocks<T: Copy, const B: usize>(xs: &[T], even: &mut [T], odd: &mut [T], from: usize) -> usize {
+    let blocks = (even.len() - from) / B;
+    let (xs, even, odd) = (&xs[2 * from..], &mut even[from..], &mut odd[from..]);
     for i in 0..blocks {
         let src = &xs[2 * B * i..2 * B * (i + 1)];
         let e: &mut [T] = &mut even[B * i..B * (i + 1)];
@@ -32,10 +44,7 @@ fn body<T: Copy, const B: usize>(xs: &[T], even: &mut [T], odd: &mut [T]) {
             o[j] = src[2 * j + 1];
         }
     }
-    for j in blocks * B..even.len() {
-        even[j] = xs[2 * j];
-        odd[j] = xs[2 * j + 1];
-    }
+    from + blocks * B
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -46,13 +55,13 @@ mod wide {
     /// The CPU must support AVX-512 F and VL.
     #[target_feature(enable = "avx512f,avx512vl,avx2")]
     pub(super) unsafe fn avx512<T: Copy>(xs: &[T], even: &mut [T], odd: &mut [T]) {
-        body::<T, 16>(xs, even, odd)
+        body(xs, even, odd)
     }
 
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn avx2<T: Copy>(xs: &[T], even: &mut [T], odd: &mut [T]) {
-        body::<T, 16>(xs, even, odd)
+        body(xs, even, odd)
     }
 }

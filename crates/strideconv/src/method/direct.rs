@@ -30,7 +30,56 @@ impl<T: Scalar> Algorithm<T> for Direct {
         if channels_interleaved(&x, k.shape(), out.shape()[4], g) {
             return run_channels_last(x, k, out, g);
         }
-        run_rows(x, k, out, g)
+        let k_std = k.as_standard_layout();
+        let weights = k_std.as_slice().expect("standard layout");
+        run_rows(x, k.shape(), weights, out, g, &mut Scratch::default())
+    }
+
+    /// One channel after another with the buffers and the kernel's copy shared.
+    fn run_depthwise(
+        &self,
+        x: ArrayView5<'_, T>,
+        k: ArrayView5<'_, T>,
+        mut out: ArrayViewMut5<'_, T>,
+        g: &Geom,
+    ) {
+        let k_std = k.as_standard_layout();
+        let weights = k_std.as_slice().expect("standard layout");
+        let taps = weights.len() / k.shape()[0];
+        let mut kshape = [0; 5];
+        kshape.copy_from_slice(k.shape());
+        kshape[0] = 1;
+        let mut scratch = Scratch::default();
+        for c in 0..out.shape()[1] {
+            let xc = x.slice(s![.., c..c + 1, .., .., ..]);
+            let kc = k.slice(s![c..c + 1, .., .., .., ..]);
+            let oc = out.slice_mut(s![.., c..c + 1, .., .., ..]);
+            if channels_interleaved(&xc, &kshape, oc.shape()[4], g) {
+                run_channels_last(xc, kc, oc, g);
+            } else {
+                let w = &weights[c * taps..(c + 1) * taps];
+                run_rows(xc, &kshape, w, oc, g, &mut scratch);
+            }
+        }
+    }
+}
+
+/// The row path's buffers, kept across the channels of a depthwise block.
+struct Scratch<T> {
+    buf: Vec<T>,
+    starts: Vec<usize>,
+    row_starts: Vec<usize>,
+    row: Vec<T>,
+}
+
+impl<T> Default for Scratch<T> {
+    fn default() -> Self {
+        Scratch {
+            buf: Vec::new(),
+            starts: Vec::new(),
+            row_starts: Vec::new(),
+            row: Vec::new(),
+        }
     }
 }
 
@@ -98,16 +147,19 @@ fn run_channels_last<T: Scalar>(
 }
 
 /// Row path: phase-split row buffers and the register-blocked row kernel.
+/// `weights` is the kernel of shape `kshape` in standard order.
 fn run_rows<T: Scalar>(
     x: ArrayView5<'_, T>,
-    k: ArrayView5<'_, T>,
+    kshape: &[usize],
+    weights: &[T],
     mut out: ArrayViewMut5<'_, T>,
     g: &Geom,
+    scratch: &mut Scratch<T>,
 ) {
     let [nb, cout, od, oh, ow] = *out.shape() else {
         unreachable!()
     };
-    let [_, cin, kd, kh, kw] = *k.shape() else {
+    let [_, cin, kd, kh, kw] = *kshape else {
         unreachable!()
     };
     let [s0, s1, s2] = g.stride;
@@ -123,13 +175,16 @@ fn run_rows<T: Scalar>(
     let rows_chunk = (BUFFER_ELEMS.saturating_sub(cin * kd * ext1 * s2 * plen) / per_row.max(1))
         .clamp(8, oh.max(8))
         .min(oh);
-    let k_std = k.as_standard_layout();
-    let weights = k_std.as_slice().expect("standard layout");
     let taps = cin * kd * kh * kw;
-    let mut buf: Vec<T> = Vec::new();
-    let mut starts = vec![0usize; taps];
-    let mut row_starts = vec![0usize; taps];
-    let mut row = vec![T::zero(); ow];
+    let Scratch {
+        buf,
+        starts,
+        row_starts,
+        row,
+    } = scratch;
+    starts.resize(taps, 0);
+    row_starts.resize(taps, 0);
+    row.resize(ow, T::zero());
     for n in 0..nb {
         for d in 0..od {
             let mut h0 = 0;
@@ -169,14 +224,14 @@ fn run_rows<T: Scalar>(
                     let mut plane = out.slice_mut(s![n, o, d, h0..h1, ..]);
                     for (i, mut dst) in plane.rows_mut().into_iter().enumerate() {
                         let shift = i * s1 * s2 * plen;
-                        for (rs, &s) in row_starts.iter_mut().zip(&starts) {
+                        for (rs, &s) in row_starts.iter_mut().zip(starts.iter()) {
                             *rs = s + shift;
                         }
                         match dst.as_slice_mut() {
-                            Some(d) => kernels::rows(&buf, &row_starts, w, d),
+                            Some(d) => kernels::rows(buf, row_starts, w, d),
                             None => {
-                                kernels::rows(&buf, &row_starts, w, &mut row);
-                                dst.iter_mut().zip(&row).for_each(|(y, &v)| *y = v);
+                                kernels::rows(buf, row_starts, w, row);
+                                dst.iter_mut().zip(row.iter()).for_each(|(y, &v)| *y = v);
                             }
                         }
                     }

@@ -54,6 +54,26 @@ pub(crate) struct Tiling {
 pub(crate) trait Algorithm<T: Scalar>: Send + Sync {
     fn tiling(&self) -> Tiling;
     fn run(&self, x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, out: ArrayViewMut5<'_, T>, g: &Geom);
+
+    /// Depthwise blocks: output channel `c` reads input channel `c` only (`x`, `k` and `out`
+    /// have the same number of channels, `k` one input channel each). By default one `run`
+    /// per channel; a method may share its set-up across the channels.
+    fn run_depthwise(
+        &self,
+        x: ArrayView5<'_, T>,
+        k: ArrayView5<'_, T>,
+        mut out: ArrayViewMut5<'_, T>,
+        g: &Geom,
+    ) {
+        for c in 0..out.shape()[1] {
+            self.run(
+                x.slice(s![.., c..c + 1, .., .., ..]),
+                k.slice(s![c..c + 1, .., .., .., ..]),
+                out.slice_mut(s![.., c..c + 1, .., .., ..]),
+                g,
+            );
+        }
+    }
 }
 
 /// The thread pool for `threads` workers, built once per count and shared.
@@ -114,10 +134,13 @@ pub(crate) fn drive<T: Scalar>(
     let tiling = alg.tiling();
     let cin_g = x.shape()[1] / groups;
     let cout_g = out.shape()[1] / groups;
+    let want = if threads > 1 { 4 * threads } else { 1 };
+    if groups > 1 && cin_g == 1 && cout_g == 1 && out.shape()[0] * groups >= want {
+        return drive_depthwise(alg, x, k, out, g, threads, want);
+    }
     let [od, oh] = [out.shape()[2], out.shape()[3]];
     let [kd, kh] = [k.shape()[2], k.shape()[3]];
     // Aim for a few blocks per thread so uneven blocks still balance.
-    let want = if threads > 1 { 4 * threads } else { 1 };
     let fixed = out.shape()[0] * groups;
     let ch_chunk = if tiling.split_channels && fixed < want {
         cout_g.div_ceil((want / fixed).max(1)).max(1)
@@ -159,17 +182,57 @@ pub(crate) fn drive<T: Scalar>(
             }
         }
     }
+    run_blocks(blocks, threads, g, |xb, kb, ob, g| alg.run(xb, kb, ob, g));
+}
+
+/// Depthwise problems (one input and one output channel per group): blocks of whole
+/// channels, at least `want` of them over the batch.
+fn drive_depthwise<T: Scalar>(
+    alg: &dyn Algorithm<T>,
+    x: ArrayView5<'_, T>,
+    k: ArrayView5<'_, T>,
+    mut out: ArrayViewMut5<'_, T>,
+    g: &Geom,
+    threads: usize,
+    want: usize,
+) {
+    let [nb, channels] = [out.shape()[0], out.shape()[1]];
+    let per_image = want.div_ceil(nb).max(1);
+    let ch_chunk = channels.div_ceil(per_image).max(1);
+    let mut blocks = Vec::new();
+    for (n, out_n) in chunks(out.view_mut(), 0, 1).into_iter().enumerate() {
+        for (ci, out_c) in chunks(out_n, 1, ch_chunk).into_iter().enumerate() {
+            let (c0, c1) = (ci * ch_chunk, ci * ch_chunk + out_c.shape()[1]);
+            let x_b = x.slice_move(s![n..n + 1, c0..c1, .., .., ..]);
+            let k_b = k.slice_move(s![c0..c1, .., .., .., ..]);
+            blocks.push((x_b, k_b, out_c));
+        }
+    }
+    run_blocks(blocks, threads, g, |xb, kb, ob, g| {
+        alg.run_depthwise(xb, kb, ob, g)
+    });
+}
+
+type Block<'a, T> = (ArrayView5<'a, T>, ArrayView5<'a, T>, ArrayViewMut5<'a, T>);
+
+/// Run the blocks: in order on this thread, or spread over the pool of `threads`.
+fn run_blocks<T: Scalar>(
+    blocks: Vec<Block<'_, T>>,
+    threads: usize,
+    g: &Geom,
+    run: impl Fn(ArrayView5<'_, T>, ArrayView5<'_, T>, ArrayViewMut5<'_, T>, &Geom) + Sync,
+) {
     if threads <= 1 {
         let g = Geom { threads: 1, ..*g };
         for (xb, kb, ob) in blocks {
-            alg.run(xb, kb, ob, &g);
+            run(xb, kb, ob, &g);
         }
     } else if blocks.len() == 1 {
         // One block: the method may use the pool's threads inside it.
         let g = Geom { threads, ..*g };
         pool(threads).install(|| {
             for (xb, kb, ob) in blocks {
-                alg.run(xb, kb, ob, &g);
+                run(xb, kb, ob, &g);
             }
         });
     } else {
@@ -177,7 +240,7 @@ pub(crate) fn drive<T: Scalar>(
         pool(threads).install(|| {
             blocks
                 .into_par_iter()
-                .for_each(|(xb, kb, ob)| alg.run(xb, kb, ob, &g));
+                .for_each(|(xb, kb, ob)| run(xb, kb, ob, &g));
         });
     }
 }
