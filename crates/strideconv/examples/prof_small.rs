@@ -44,7 +44,8 @@ fn main() {
     let k = ArrayD::from_shape_fn(IxDyn(&ks), |i| {
         (ks.iter().enumerate().map(|(a, _)| i[a]).sum::<usize>() % 3) as f32
     });
-    let plan = Plan::<f32>::new(spec, m, Some(1)).unwrap();
+    let threads: usize = arg(6, "1").parse().unwrap();
+    let plan = Plan::<f32>::new(spec, m, Some(threads)).unwrap();
     let mut best = f64::INFINITY;
     for _ in 0..reps {
         let t0 = Instant::now();

@@ -384,7 +384,8 @@ impl<T: Scalar> Plan<T> {
         let mut b0 = 0;
         while b0 < s.batch {
             let b1 = (b0 + per).min(s.batch);
-            let xc = view::prepare_input::<E>(s, x5.slice(ndarray::s![b0..b1, .., .., .., ..]));
+            let piece = x5.slice(ndarray::s![b0..b1, .., .., .., ..]);
+            let xc = view::prepare_input::<E>(s, piece, threads);
             view::check_integer_bound(&xc.view(), &kc.view())?;
             let mut alg = self.algorithm.as_ref();
             if let Some((_, fb)) = &self.finite_fallback {

@@ -10,6 +10,7 @@ use ndarray::{
 };
 
 use crate::error::{overflow, Result};
+use crate::kernels::{self, Filler};
 use crate::scalar::{Element, Kind, Scalar};
 use crate::spec::{ConvSpec, Layout, Op, SPATIAL};
 
@@ -156,9 +157,11 @@ pub(crate) fn prepare_kernel<E: Element>(
 }
 
 /// The input in the compute type, padded as asked: a view when nothing needs changing.
+/// A large padded copy is made on `threads` threads.
 pub(crate) fn prepare_input<'a, E: Element>(
     spec: &ConvSpec,
     x: ArrayView5<'a, E>,
+    threads: usize,
 ) -> ndarray::CowArray<'a, E::Compute, Ix5> {
     if !spec.is_padded() {
         if let Some(v) = E::view_compute(x) {
@@ -183,41 +186,44 @@ pub(crate) fn prepare_input<'a, E: Element>(
     let edge = |range: std::ops::Range<usize>| -> Vec<Option<usize>> { maps[2][range].to_vec() };
     let (before, after) = (edge(0..lo), edge(lo + w..padded[2]));
     let constant = before.iter().chain(&after).all(Option::is_none);
-    let total = n * c * padded.iter().product::<usize>();
-    let mut data: Vec<E::Compute> = Vec::with_capacity(total);
-    for b in 0..n {
-        for ch in 0..c {
-            for sd in &maps[0] {
-                let Some(sd) = *sd else {
-                    data.resize(data.len() + padded[1] * padded[2], cval);
-                    continue;
-                };
-                let plane = x.slice(s![b, ch, sd, .., ..]);
-                for sh in &maps[1] {
-                    let Some(sh) = *sh else {
-                        data.resize(data.len() + padded[2], cval);
-                        continue;
-                    };
-                    let src = plane.row(sh);
-                    let at = |sw: &Option<usize>| sw.map_or(cval, |sw| src[sw].to_compute());
-                    if constant {
-                        data.resize(data.len() + before.len(), cval);
-                    } else {
-                        data.extend(before.iter().map(at));
-                    }
-                    match src.as_slice() {
-                        Some(xs) => data.extend(xs.iter().map(|v| v.to_compute())),
-                        None => data.extend(src.iter().map(|v| v.to_compute())),
-                    }
-                    if constant {
-                        data.resize(data.len() + after.len(), cval);
-                    } else {
-                        data.extend(after.iter().map(at));
-                    }
-                }
+    let plane_len = padded[1] * padded[2];
+    let planes = n * c * padded[0];
+    // Planes of (image, channel, depth) in parallel when the copy is large.
+    let parallel = threads > 1 && planes > 1 && planes * plane_len >= 1 << 17;
+    let fill = |i: usize, f: &mut Filler<'_, E::Compute>| {
+        let (b, ch, pd) = (i / (c * padded[0]), (i / padded[0]) % c, i % padded[0]);
+        let Some(sd) = maps[0][pd] else {
+            return f.repeat(cval, plane_len);
+        };
+        let plane = x.slice(s![b, ch, sd, .., ..]);
+        for sh in &maps[1] {
+            let Some(sh) = *sh else {
+                f.repeat(cval, padded[2]);
+                continue;
+            };
+            let src = plane.row(sh);
+            let at = |sw: &Option<usize>| sw.map_or(cval, |sw| src[sw].to_compute());
+            if constant {
+                f.repeat(cval, before.len());
+            } else {
+                f.extend(before.iter().map(at));
+            }
+            match src.as_slice() {
+                Some(xs) => f.extend(xs.iter().map(|v| v.to_compute())),
+                None => f.extend(src.iter().map(|v| v.to_compute())),
+            }
+            if constant {
+                f.repeat(cval, after.len());
+            } else {
+                f.extend(after.iter().map(at));
             }
         }
-    }
+    };
+    let data = if parallel {
+        crate::method::pool(threads).install(|| kernels::fill_planes(planes, plane_len, true, fill))
+    } else {
+        kernels::fill_planes(planes, plane_len, false, fill)
+    };
     Array5::from_shape_vec((n, c, padded[0], padded[1], padded[2]), data)
         .expect("one element per padded position")
         .into()

@@ -15,9 +15,11 @@ use std::sync::OnceLock;
 use crate::Scalar;
 
 mod dots;
+mod fill;
 mod gemm;
 mod split;
 pub(crate) use dots::dots;
+pub(crate) use fill::{planes as fill_planes, Filler};
 pub(crate) use gemm::{gemm, supported as gemm_supported};
 pub(crate) use split::deinterleave;
 
