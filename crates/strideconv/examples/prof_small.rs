@@ -53,4 +53,7 @@ fn main() {
         best = best.min(t0.elapsed().as_secs_f64());
     }
     println!("{n}² {f}×{f}/s{s} dw{dw} {m}: best {:.2} µs", best * 1e6);
+    if std::env::var_os("EXPLAIN").is_some() {
+        print!("{}", plan.explain());
+    }
 }

@@ -20,12 +20,13 @@ mod unit {
     pub const DIRECT_VFMA: f64 = 3.2e-10;
     /// Least cost of one kernel tap on one register chunk of an output row (loading the
     /// tap's offset and weight), whatever the chunk's width.
-    pub const DIRECT_TAP: f64 = 2.8e-9;
+    pub const DIRECT_TAP: f64 = 1.75e-9;
     /// One 8-lane multiply-add of the channels-last dot kernel, and the fixed cost of one dot.
     pub const DOT_VFMA: f64 = 4.0e-10;
     pub const DOT_FIXED: f64 = 3.0e-9;
-    /// One element copied into the direct kernel's phase-split buffers.
-    pub const COPY: f64 = 1.0e-9;
+    /// One element copied into the direct kernel's phase-split buffers (row slices, stride 2
+    /// through the vectorised deinterleave).
+    pub const COPY: f64 = 2.0e-10;
     /// One scalar multiply-add of shift-and-add over strided slices, and the slicing of
     /// one tap.
     pub const SHIFT_ADD_MAC: f64 = 4.9e-10;
@@ -35,6 +36,11 @@ mod unit {
     pub const GEMM_MAC_PER_BYTE: f64 = 2.7e-12;
     pub const IM2COL_INT_MAC: f64 = 6.2e-10;
     pub const GATHER_PER_BYTE: f64 = 1.25e-11;
+    /// Fixed cost of one im2col block (one image and group: panel set-up, one GEMM call),
+    /// and of one output position (its panel row and result; what remains when the
+    /// reduction is a tap or two).
+    pub const IM2COL_BLOCK: f64 = 5.0e-7;
+    pub const IM2COL_POINT: f64 = 6.0e-10;
     /// One multiply-add of the naive loop.
     pub const NAIVE_MAC: f64 = 1.5e-9;
     /// One FFT butterfly unit (n·log2 n per transform of n points, real transforms halved).
@@ -46,7 +52,7 @@ mod unit {
     pub const SPECTRUM_MAC: f64 = 1.5e-9;
     /// Fixed cost of a call, and of waking the thread pool.
     pub const CALL: f64 = 2.0e-6;
-    pub const POOL: f64 = 1.5e-5;
+    pub const POOL: f64 = 8.0e-6;
 }
 
 /// Size of one element of the compute type, in bytes.
@@ -192,9 +198,16 @@ fn im2col<T: Scalar>(spec: &ConvSpec) -> f64 {
     } else {
         unit::GEMM_MAC_PER_BYTE * bytes
     };
+    // Fewer output channels than the micro-kernel's width: a matrix-vector product, bound by
+    // reading the panel (measured on depthwise layers).
+    let thin = if cout_g < 6 { 1.8 } else { 1.0 };
     let out_points = spec.out_spatial().iter().product::<usize>() as f64 * spec.batch as f64;
     let panel = out_points * spec.reduction_len() as f64 * spec.groups as f64;
-    spec.macs() * mac * padded + panel * bytes * unit::GATHER_PER_BYTE
+    let blocks = (spec.batch * spec.groups) as f64;
+    spec.macs() * mac * padded * thin
+        + panel * bytes * unit::GATHER_PER_BYTE
+        + blocks * unit::IM2COL_BLOCK
+        + out_points * spec.groups as f64 * unit::IM2COL_POINT
 }
 
 fn direct<T: Scalar>(spec: &ConvSpec) -> f64 {

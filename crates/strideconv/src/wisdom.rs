@@ -138,8 +138,32 @@ pub fn forget() {
     w.choices.clear();
 }
 
+/// Scale factors of one `strideconv calibrate` run on the development machine (AVX-512,
+/// 2 cores), used until wisdom with scales of its own is loaded or made.
+const DEFAULT_SCALES: [(Method, Kind, f64); 16] = [
+    (Method::Naive, Kind::Real, 0.37),
+    (Method::Naive, Kind::Complex, 0.22),
+    (Method::Naive, Kind::Integer, 0.30),
+    (Method::Im2col, Kind::Real, 0.81),
+    (Method::Im2col, Kind::Complex, 0.84),
+    (Method::Im2col, Kind::Integer, 0.22),
+    (Method::ShiftAdd, Kind::Real, 0.74),
+    (Method::ShiftAdd, Kind::Complex, 0.70),
+    (Method::ShiftAdd, Kind::Integer, 0.84),
+    (Method::FftFull, Kind::Real, 1.09),
+    (Method::FftFull, Kind::Complex, 1.12),
+    (Method::Fft, Kind::Real, 1.30),
+    (Method::Fft, Kind::Complex, 1.27),
+    (Method::Direct, Kind::Real, 0.91),
+    (Method::Direct, Kind::Complex, 4.10),
+    (Method::Direct, Kind::Integer, 2.31),
+];
+
 pub(crate) fn scales() -> Scales {
     let w = store().read().unwrap_or_else(|e| e.into_inner());
+    if w.scales.is_empty() {
+        return Scales(DEFAULT_SCALES.to_vec());
+    }
     Scales(
         w.scales
             .iter()
