@@ -230,6 +230,22 @@ pub(crate) fn method(obj: &Bound<'_, PyAny>) -> PyResult<Method> {
     parse_name(obj, "method", "a method")
 }
 
+/// `planning` of `plan()`: "estimate" (false) or "measure" (true).
+pub(crate) fn planning(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let s = obj
+        .cast::<PyString>()
+        .map_err(|_| type_error("planning", obj, "expected 'estimate' or 'measure'"))?;
+    match &*s.to_cow()? {
+        "estimate" => Ok(false),
+        "measure" => Ok(true),
+        _ => Err(value_error(
+            "planning",
+            obj,
+            "expected 'estimate' or 'measure'",
+        )),
+    }
+}
+
 /// `cval`, the constant padding value: a real number; for integer data, an exact integer.
 pub(crate) fn cval(obj: &Bound<'_, PyAny>, integer: bool) -> PyResult<f64> {
     const EXACT: f64 = 9007199254740992.0; // 2**53: every integer up to it is an exact f64

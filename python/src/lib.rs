@@ -137,6 +137,7 @@ fn plan_signal<'py>(
     method: &Bound<'py, PyAny>,
     out_dtype: &Bound<'py, PyAny>,
     threads: &Bound<'py, PyAny>,
+    planning: &Bound<'py, PyAny>,
 ) -> PyResult<PyPlan> {
     guard(|| {
         let (xs, ks) = (
@@ -156,7 +157,9 @@ fn plan_signal<'py>(
             out_dtype,
             threads,
         };
-        let request = Request::signal(py, &xs, &ks, d.family, d.default_out.as_ref(), &a)?;
+        let measure = args::planning(planning)?;
+        let mut request = Request::signal(py, &xs, &ks, d.family, d.default_out.as_ref(), &a)?;
+        request.replan(measure, &xs, &ks)?;
         Ok(PyPlan::new(
             request,
             if convolve { "convolve" } else { "correlate" },
@@ -182,6 +185,7 @@ fn plan_batched<'py>(
     layout: &Bound<'py, PyAny>,
     method: &Bound<'py, PyAny>,
     threads: &Bound<'py, PyAny>,
+    planning: &Bound<'py, PyAny>,
 ) -> PyResult<PyPlan> {
     guard(|| {
         let (xs, ks) = (
@@ -200,7 +204,9 @@ fn plan_batched<'py>(
             method,
             threads,
         };
-        let request = Request::batched(py, &xs, &ks, d.family, d.default_out.as_ref(), &a)?;
+        let measure = args::planning(planning)?;
+        let mut request = Request::batched(py, &xs, &ks, d.family, d.default_out.as_ref(), &a)?;
+        request.replan(measure, &xs, &ks)?;
         let op = ["conv1d", "conv2d", "conv3d"][rank.clamp(1, 3) - 1];
         Ok(PyPlan::new(request, op, d))
     })

@@ -9,7 +9,7 @@ use num_complex::{Complex32, Complex64};
 use numpy::{PyArray, PyArrayDescr, PyArrayDescrMethods};
 use pyo3::prelude::*;
 use strideconv::{
-    ConvSpec, Element as CoreElement, Layout, Method, Op, Options, Padding, Plan, Scalar,
+    ConvSpec, Element as CoreElement, Layout, Method, Op, Options, Padding, Plan, Planning, Scalar,
 };
 
 use crate::errors::{catch, internal, plan_error, shape_error, type_error, Failure, Names};
@@ -98,8 +98,33 @@ impl AnyPlan {
         })
     }
 
+    /// The same request planned by timing the cheapest candidates (`planning="measure"`).
+    pub(crate) fn measured(&self) -> strideconv::Result<AnyPlan> {
+        macro_rules! again {
+            ($v:ident, $p:ident) => {
+                AnyPlan::$v(Plan::with_planning(
+                    $p.spec().clone(),
+                    $p.requested(),
+                    Some($p.threads()),
+                    Planning::Measure,
+                )?)
+            };
+        }
+        Ok(match self {
+            AnyPlan::F32(p) => again!(F32, p),
+            AnyPlan::F64(p) => again!(F64, p),
+            AnyPlan::C64(p) => again!(C64, p),
+            AnyPlan::C128(p) => again!(C128, p),
+            AnyPlan::Int(p) => again!(Int, p),
+        })
+    }
+
     pub(crate) fn method(&self) -> Method {
         on_plan!(self, p => p.method())
+    }
+
+    pub(crate) fn requested(&self) -> Method {
+        on_plan!(self, p => p.requested())
     }
 
     pub(crate) fn explain(&self) -> String {
@@ -328,6 +353,26 @@ pub(crate) struct Request {
     /// The shapes of the user's arrays.
     pub x_shape: Vec<usize>,
     pub k_shape: Vec<usize>,
+}
+
+impl Request {
+    /// With `measure`, plan again by timing the cheapest candidates (auto only); the timed
+    /// plan is the request's own, not shared through the plan cache.
+    pub(crate) fn replan(
+        &mut self,
+        measure: bool,
+        x_shape: &[usize],
+        k_shape: &[usize],
+    ) -> PyResult<()> {
+        if measure && self.plan.requested() == Method::Auto {
+            let plan = self
+                .plan
+                .measured()
+                .map_err(|e| plan_error(e, self.names, x_shape, k_shape))?;
+            self.plan = Arc::new(plan);
+        }
+        Ok(())
+    }
 }
 
 /// The output rule for `family`, from the user's `out_dtype` (or `default_out`).

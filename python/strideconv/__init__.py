@@ -442,6 +442,7 @@ def plan(
     dtype: DTypeLike,
     *,
     op: Literal["correlate", "convolve", "conv1d", "conv2d", "conv3d"] = "correlate",
+    planning: Literal["estimate", "measure"] = "estimate",
     **options: Any,
 ) -> Plan:
     """Plan a convolution once for fixed shapes and dtype; call the plan many times.
@@ -456,6 +457,10 @@ def plan(
         safely (TypeError otherwise).
     op : {"correlate", "convolve", "conv1d", "conv2d", "conv3d"}, optional
         Which function the plan computes.
+    planning : {"estimate", "measure"}, optional
+        How ``method="auto"`` decides: by the cost model (instant), or by timing the
+        cheapest few candidates on data of the plan's shapes (takes a few of their run
+        times; the choice is remembered for equal problems in this process).
     **options
         The keyword arguments of that function: `stride`, `padding`, `pad_mode`, `cval`,
         `dilation`, `channel_axis`, `method`, `out_dtype`, `threads` for correlate/convolve;
@@ -498,7 +503,12 @@ def plan(
     """
     if op in ("correlate", "convolve"):
         return _core.plan_signal(
-            x_shape, k_shape, dtype, op == "convolve", *_options(op, options, _SIGNAL_OPTIONS)
+            x_shape,
+            k_shape,
+            dtype,
+            op == "convolve",
+            *_options(op, options, _SIGNAL_OPTIONS),
+            planning,
         )
     rank = _RANKS.get(op) if isinstance(op, str) else None
     if rank is None:
@@ -506,7 +516,7 @@ def plan(
             f"invalid op={op!r}: expected 'correlate', 'convolve', 'conv1d', 'conv2d' or 'conv3d'"
         )
     return _core.plan_batched(
-        rank, x_shape, k_shape, dtype, *_options(op, options, _BATCHED_OPTIONS)
+        rank, x_shape, k_shape, dtype, *_options(op, options, _BATCHED_OPTIONS), planning
     )
 
 

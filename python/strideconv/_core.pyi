@@ -73,6 +73,7 @@ def plan_signal(
     method: Any,
     out_dtype: DTypeLike,
     threads: Any,
+    planning: Any,
 ) -> Plan: ...
 def plan_batched(
     rank: int,
@@ -87,6 +88,7 @@ def plan_batched(
     layout: Any,
     method: Any,
     threads: Any,
+    planning: Any,
 ) -> Plan: ...
 def methods() -> list[str]: ...
 def build_info() -> dict[str, Any]: ...

@@ -64,6 +64,26 @@ def test_plan_for_every_op():
         assert p.op == f"conv{rank}d"
 
 
+def test_plan_measured():
+    rng = np.random.default_rng(1)
+    x, k = rng.normal(size=(64, 64)), rng.normal(size=(9, 9))
+    p = strideconv.plan(x.shape, k.shape, np.float64, stride=2, planning="measure")
+    assert p.method in strideconv.methods()
+    assert "measure" in p.explain()
+    np.testing.assert_allclose(p(x, k), strideconv.correlate(x, k, stride=2), atol=1e-9)
+    w = rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
+    xb = rng.normal(size=(2, 3, 16, 16)).astype(np.float32)
+    q = strideconv.plan(xb.shape, w.shape, np.float32, op="conv2d", padding=1, planning="measure")
+    np.testing.assert_allclose(q(xb, w), strideconv.conv2d(xb, w, padding=1), rtol=1e-4, atol=1e-4)
+    # A named method is kept as asked.
+    named = strideconv.plan(x.shape, k.shape, np.float64, method="naive", planning="measure")
+    assert named.method == "naive"
+    with pytest.raises(ValueError, match="planning"):
+        strideconv.plan(x.shape, k.shape, np.float64, planning="fast")
+    with pytest.raises(TypeError, match="planning"):
+        strideconv.plan(x.shape, k.shape, np.float64, planning=1)
+
+
 def test_plan_dtypes():
     ints = strideconv.plan((6,), (2,), np.int32)
     assert ints(np.arange(6, dtype=np.uint8), np.array([1, -1], np.int8)).tolist() == [-1] * 5

@@ -175,6 +175,19 @@ pub struct Plan<T: Scalar> {
     finite_fallback: Option<(Method, Box<dyn Algorithm<T>>)>,
     estimates: Vec<Estimate>,
     threads: usize,
+    /// How `auto` decided, for `explain`.
+    decided: Decided,
+}
+
+/// How `auto` decided.
+#[derive(Clone, Debug, PartialEq)]
+enum Decided {
+    /// A named method, or the cost model.
+    Estimate,
+    /// Remembered from an earlier measurement of this problem (wisdom).
+    Recalled,
+    /// Timed now: each candidate's best time in seconds.
+    Measured(Vec<(Method, f64)>),
 }
 
 impl<T: Scalar> fmt::Debug for Plan<T> {
@@ -231,23 +244,30 @@ impl<T: Scalar> Plan<T> {
         let best =
             |allow: &dyn Fn(Method) -> bool| ranked(allow).first().map_or(Method::Naive, |r| r.0);
         let key = wisdom::problem_key::<T>(&spec, threads);
+        let mut decided = Decided::Estimate;
         let (chosen, fallback) = match method {
             Method::Auto => {
                 let remembered = wisdom::recall(&key)
                     .filter(|m| estimates.iter().any(|e| e.method == *m && e.cost.is_ok()));
                 let m = match (remembered, planning) {
-                    (Some(m), _) => m,
+                    (Some(m), _) => {
+                        decided = Decided::Recalled;
+                        m
+                    }
                     (None, Planning::Estimate) => best(&|_| true),
                     (None, Planning::Measure) => {
-                        let mut fastest = (Method::Naive, f64::INFINITY);
+                        let mut times = Vec::new();
                         for (m, _) in ranked(&|_| true).into_iter().take(3) {
                             let p = Plan::<T>::new(spec.clone(), m, Some(threads))?;
-                            let secs = wisdom::time_plan(&p)?;
-                            if secs < fastest.1 {
-                                fastest = (m, secs);
-                            }
+                            times.push((m, wisdom::time_plan(&p)?));
                         }
+                        let fastest = times
+                            .iter()
+                            .copied()
+                            .min_by(|a, b| a.1.total_cmp(&b.1))
+                            .unwrap_or((Method::Naive, f64::INFINITY));
                         wisdom::remember(key, fastest.0, fastest.1);
+                        decided = Decided::Measured(times);
                         fastest.0
                     }
                 };
@@ -271,6 +291,7 @@ impl<T: Scalar> Plan<T> {
             requested: method,
             estimates,
             threads,
+            decided,
         })
     }
 
@@ -282,6 +303,16 @@ impl<T: Scalar> Plan<T> {
     /// The problem this plan computes.
     pub fn spec(&self) -> &ConvSpec {
         &self.spec
+    }
+
+    /// The method asked for (`Auto` or a named one).
+    pub fn requested(&self) -> Method {
+        self.requested
+    }
+
+    /// Worker threads the plan runs on.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// The cost model's view of every method.
@@ -311,6 +342,19 @@ impl<T: Scalar> Plan<T> {
             "requested: {}; chosen: {}; threads: {}",
             self.requested, self.method, self.threads
         );
+        match &self.decided {
+            Decided::Estimate => {}
+            Decided::Recalled => {
+                let _ = writeln!(t, "planning: measured earlier for this problem (wisdom)");
+            }
+            Decided::Measured(times) => {
+                let _ = write!(t, "planning: measure; best times");
+                for (m, s) in times {
+                    let _ = write!(t, " {m} {s:.3e} s");
+                }
+                let _ = writeln!(t);
+            }
+        }
         if let Some((m, _)) = &self.finite_fallback {
             let _ = writeln!(
                 t,
