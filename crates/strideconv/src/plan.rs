@@ -413,6 +413,9 @@ impl<T: Scalar> Plan<T> {
         let kc = view::prepare_kernel::<E>(s, view::kernel_view(s, k));
         let kernel_finite = self.finite_fallback.is_none() || !view::has_non_finite(&kc.view());
         let mut out = ArrayD::<T>::zeros(IxDyn(&s.out_shape()));
+        if let Some(data) = out.as_slice_memory_order() {
+            crate::kernels::advise_huge(data);
+        }
         // Small problems are not worth waking a pool.
         let threads = if s.macs() < 2e5 { 1 } else { self.threads };
         // A padded copy of a large batch is made a few images at a time: the copy stays

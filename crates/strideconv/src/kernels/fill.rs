@@ -47,6 +47,7 @@ where
 {
     let total = planes * plane_len;
     let mut v: Vec<T> = Vec::with_capacity(total);
+    super::advise_huge_capacity(&v);
     let one = |(i, buf): (usize, &mut [MaybeUninit<T>])| {
         let mut f = Filler { buf, len: 0 };
         fill(i, &mut f);

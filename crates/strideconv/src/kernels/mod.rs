@@ -17,10 +17,12 @@ use crate::Scalar;
 mod dots;
 mod fill;
 mod gemm;
+mod pages;
 mod split;
 pub(crate) use dots::dots;
 pub(crate) use fill::{planes as fill_planes, Filler};
 pub(crate) use gemm::{gemm, supported as gemm_supported};
+pub(crate) use pages::{advise_huge, advise_huge_capacity};
 pub(crate) use split::deinterleave;
 
 /// The instruction sets the kernels are compiled for.
