@@ -115,10 +115,10 @@ pub(crate) fn kernel_view<'a, T>(spec: &ConvSpec, k: ArrayViewD<'a, T>) -> Array
 
 /// The kernel as the methods want it: contiguous, in the compute type, flipped for
 /// convolution, conjugated for complex correlation in the signal layout, broadcast over channels if asked.
-pub(crate) fn prepare_kernel<E: Element>(
+pub(crate) fn prepare_kernel<'a, E: Element>(
     spec: &ConvSpec,
-    k: ArrayView5<'_, E>,
-) -> Array5<E::Compute> {
+    k: ArrayView5<'a, E>,
+) -> ndarray::CowArray<'a, E::Compute, Ix5> {
     let cin = spec.in_channels / spec.groups;
     let flip = spec.op == Op::Convolve;
     // numpy/scipy correlation conjugates a complex kernel; PyTorch-style layers never do.
@@ -139,9 +139,16 @@ pub(crate) fn prepare_kernel<E: Element>(
             c
         }
     };
+    // Already what the methods need (the compute type, contiguous, nothing to flip or
+    // conjugate): borrowed. A kernel as large as the input is not copied on every call.
+    if k.shape()[1] == cin && !conj && k.is_standard_layout() {
+        if let Some(v) = E::view_compute(k) {
+            return v.into();
+        }
+    }
     // `map` walks the view in logical order and returns a standard-layout array: one pass.
     if k.shape()[1] == cin {
-        k.map(convert)
+        k.map(convert).into()
     } else {
         let dims = (
             k.shape()[0],
@@ -153,6 +160,7 @@ pub(crate) fn prepare_kernel<E: Element>(
         k.broadcast(dims)
             .expect("a broadcast kernel has one channel")
             .map(convert)
+            .into()
     }
 }
 

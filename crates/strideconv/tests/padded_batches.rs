@@ -1,6 +1,6 @@
-//! Padded inputs of large batches are padded a few images at a time (plan.rs), and
-//! depthwise problems are cut into runs of whole channels (method/mod.rs); both must put every
-//! piece in the right place of the output, with every pad mode and method.
+//! Problems cut into pieces that must add up: padded inputs of large batches are padded a few
+//! images at a time (plan.rs), depthwise problems are cut into runs of whole channels
+//! (method/mod.rs), and few outputs with long sums split the sum across threads (direct.rs).
 
 use ndarray::{s, ArrayD, Axis, IxDyn};
 use strideconv::{compute, Layout, Method, Options, PadMode, Padding, Run};
@@ -124,5 +124,55 @@ fn depthwise_blocks_match_the_naive_loop() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn few_outputs_with_long_sums_are_summed_across_threads() {
+    // A kernel nearly as large as the input: direct cuts the sum over kernel rows among the
+    // threads and adds the partial outputs (method/direct.rs).
+    let signal = |channel_axis| Layout::Signal {
+        channel_axis,
+        kernel_broadcast: false,
+    };
+    let cases = [
+        (vec![700, 700], vec![690, 690], None),
+        (vec![300, 300, 3], vec![280, 280, 3], Some(2)),
+    ];
+    for (xs, ks, axis) in cases {
+        let x = data(&xs, 21).mapv(f64::from);
+        let k = data(&ks, 23).mapv(f64::from);
+        // One output row, so the whole problem is one block that may use both threads.
+        let opts = Options {
+            stride: vec![40, 3],
+            ..Options::default()
+        };
+        let run = |method, threads| Run {
+            method,
+            threads: Some(threads),
+        };
+        let want = compute(
+            x.view(),
+            k.view(),
+            signal(axis),
+            &opts,
+            run(Method::Naive, 1),
+        )
+        .unwrap();
+        let got = compute(
+            x.view(),
+            k.view(),
+            signal(axis),
+            &opts,
+            run(Method::Direct, 2),
+        )
+        .unwrap();
+        assert_eq!(got.shape(), want.shape());
+        let worst = got
+            .iter()
+            .zip(want.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f64, f64::max);
+        assert!(worst < 1e-8, "{xs:?} * {ks:?}: off by {worst}");
     }
 }

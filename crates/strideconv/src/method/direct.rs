@@ -8,6 +8,7 @@
 //! chunk (a few MiB), never the whole input.
 
 use ndarray::{s, ArrayView5, ArrayViewMut5};
+use rayon::prelude::*;
 
 use super::{Algorithm, Geom, Tiling};
 use crate::kernels::{self, PAD};
@@ -119,6 +120,54 @@ fn run_channels_last<T: Scalar>(
     let krows_std = kperm.as_standard_layout();
     let krows = krows_std.as_slice().expect("standard layout");
     let starts: Vec<usize> = (0..ow).map(|w| w * s2 * cin).collect();
+    // Input row `r` of depth slice `dd` of image `n`: one slice of the whole (H, W·C) plane
+    // when its rows are evenly spaced in memory, else sliced row by row.
+    let sh = x.strides()[3];
+    let row_of = |n: usize, dd: usize, r: usize| -> &[T] {
+        let plane = x.slice_move(s![n, .., dd, .., ..]);
+        match plane.to_slice_memory_order() {
+            Some(mem) if sh > 0 => &mem[r * sh as usize..][..xw * cin],
+            _ => {
+                let row = x.slice_move(s![n, .., dd, r, ..xw]);
+                row.to_slice_memory_order()
+                    .expect("interleaved channels are contiguous")
+            }
+        }
+    };
+    // Few outputs with long sums (the kernel nearly as large as the input): the sum over
+    // kernel rows is cut among the threads, each adding into its own copy of the outputs.
+    let rows = kd * kh;
+    let outputs = nb * cout * od * oh * ow;
+    if g.threads > 1 && outputs <= 1 << 12 && rows >= 4 * g.threads {
+        let parts = g.threads;
+        let partial = |p: usize| {
+            let mut acc = vec![T::zero(); outputs];
+            for (i, row) in acc.chunks_exact_mut(ow).enumerate() {
+                // Rows of `acc` in (n, o, d, h) order.
+                let (n, o, d, h) = (
+                    i / (cout * od * oh),
+                    i / (od * oh) % cout,
+                    i / oh % od,
+                    i % oh,
+                );
+                for t in p * rows / parts..(p + 1) * rows / parts {
+                    let (td, th) = (t / kh, t % kh);
+                    let xs = row_of(n, d * s0 + td * d0, h * s1 + th * d1);
+                    let kr = &krows[((o * kd + td) * kh + th) * len..][..len];
+                    kernels::dots(xs, &starts, kr, row);
+                }
+            }
+            acc
+        };
+        let partials: Vec<Vec<T>> = (0..parts).into_par_iter().map(partial).collect();
+        let mut sums = partials[0].clone();
+        for more in &partials[1..] {
+            sums.iter_mut().zip(more).for_each(|(y, &v)| *y = *y + v);
+        }
+        let shape = (nb, cout, od, oh, ow);
+        out.assign(&ndarray::ArrayView5::from_shape(shape, &sums).expect("one sum per output"));
+        return;
+    }
     let mut row = vec![T::zero(); ow];
     for n in 0..nb {
         for d in 0..od {
@@ -127,11 +176,7 @@ fn run_channels_last<T: Scalar>(
                     row.fill(T::zero());
                     for td in 0..kd {
                         for th in 0..kh {
-                            let plane =
-                                x.slice(s![n, .., d * s0 + td * d0, h * s1 + th * d1, ..xw]);
-                            let xs = plane
-                                .as_slice_memory_order()
-                                .expect("interleaved channels are contiguous");
+                            let xs = row_of(n, d * s0 + td * d0, h * s1 + th * d1);
                             let kr = &krows[((o * kd + td) * kh + th) * len..][..len];
                             kernels::dots(xs, &starts, kr, &mut row);
                         }
