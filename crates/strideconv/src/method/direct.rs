@@ -162,7 +162,7 @@ fn run_channels_last<T: Scalar>(
         let partials: Vec<Vec<T>> = (0..parts).into_par_iter().map(partial).collect();
         let mut sums = partials[0].clone();
         for more in &partials[1..] {
-            sums.iter_mut().zip(more).for_each(|(y, &v)| *y = *y + v);
+            sums.iter_mut().zip(more).for_each(|(y, &v)| *y += v);
         }
         let shape = (nb, cout, od, oh, ow);
         out.assign(&ndarray::ArrayView5::from_shape(shape, &sums).expect("one sum per output"));
