@@ -113,8 +113,9 @@ pub(crate) fn kernel_view<'a, T>(spec: &ConvSpec, k: ArrayViewD<'a, T>) -> Array
     map_view(k, &m)
 }
 
-/// The kernel as the methods want it: contiguous, in the compute type, flipped for
-/// convolution, conjugated for complex correlation in the signal layout, broadcast over channels if asked.
+/// The kernel as the methods want it: in the compute type, flipped for convolution,
+/// conjugated for complex correlation in the signal layout, broadcast over channels if asked.
+/// A view of the user's kernel when no element needs changing, else one standard-layout copy.
 pub(crate) fn prepare_kernel<'a, E: Element>(
     spec: &ConvSpec,
     k: ArrayView5<'a, E>,
@@ -139,9 +140,10 @@ pub(crate) fn prepare_kernel<'a, E: Element>(
             c
         }
     };
-    // Already what the methods need (the compute type, contiguous, nothing to flip or
-    // conjugate): borrowed. A kernel as large as the input is not copied on every call.
-    if k.shape()[1] == cin && !conj && k.is_standard_layout() {
+    // Already in the compute type with nothing to conjugate or broadcast: borrowed, in any
+    // layout (a flip is a reversed view). A kernel as large as the input is not copied on
+    // every call; methods that need another order copy what they need.
+    if k.shape()[1] == cin && !conj {
         if let Some(v) = E::view_compute(k) {
             return v.into();
         }

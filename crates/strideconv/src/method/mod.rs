@@ -50,7 +50,7 @@ pub(crate) struct Tiling {
 /// One method. `run` computes, for every index,
 /// `out[n, o, od, oh, ow] = Σ_{c, t} x[n, c, od·s_d + t_d·dil_d, ...] · k[o, c, t_d, t_h, t_w]`
 /// where the output block's shape decides how many outputs there are; `x` is at least long
-/// enough. `x` may have any strides; `k` is contiguous.
+/// enough. `x` and `k` may have any strides.
 pub(crate) trait Algorithm<T: Scalar>: Send + Sync {
     fn tiling(&self) -> Tiling;
     fn run(&self, x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, out: ArrayViewMut5<'_, T>, g: &Geom);
