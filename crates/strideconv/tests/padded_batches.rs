@@ -16,12 +16,32 @@ fn data(shape: &[usize], seed: u64) -> ArrayD<f32> {
     })
 }
 
+/// `method` on `threads` threads.
+fn on(method: Method, threads: usize) -> Run {
+    Run {
+        method,
+        threads: Some(threads),
+    }
+}
+
+/// Largest absolute difference of two results of equal shape.
+fn worst<T: Copy + Into<f64>>(got: &ArrayD<T>, want: &ArrayD<T>) -> f64 {
+    assert_eq!(got.shape(), want.shape());
+    got.iter()
+        .zip(want.iter())
+        .map(|(&a, &b)| (a.into() - b.into()).abs())
+        .fold(0.0, f64::max)
+}
+
 #[test]
 fn batches_padded_in_pieces_match_image_by_image() {
     // Each padded image is about 5.9 MB, so a batch of 3 is padded one image at a time.
     let (n, c, hw) = (3, 1, 1210);
     let x = data(&[n, c, hw, hw], 7);
     let k = data(&[2, c, 3, 3], 11);
+    let batched = Layout::Batched {
+        channels_last: false,
+    };
     for (mode, method) in [
         (PadMode::Constant, Method::Direct),
         (PadMode::Reflect, Method::Im2col),
@@ -34,35 +54,14 @@ fn batches_padded_in_pieces_match_image_by_image() {
             cval: 0.5,
             ..Options::default()
         };
-        let batched = Layout::Batched {
-            channels_last: false,
-        };
-        let run = Run {
-            method,
-            threads: Some(2),
-        };
-        let whole = compute(x.view(), k.view(), batched.clone(), &opts, run).unwrap();
+        let whole = compute(x.view(), k.view(), batched.clone(), &opts, on(method, 2)).unwrap();
         for b in 0..n {
             let one = x.slice(s![b..b + 1, .., .., ..]).into_dyn();
-            let alone = compute(
-                one.view(),
-                k.view(),
-                batched.clone(),
-                &opts,
-                Run {
-                    method: Method::Naive,
-                    threads: Some(1),
-                },
-            )
-            .unwrap();
-            let got = whole.index_axis(Axis(0), b);
-            let want = alone.index_axis(Axis(0), 0);
-            let worst = got
-                .iter()
-                .zip(want.iter())
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
-            assert!(worst < 1e-4, "{mode:?} {method}: image {b} off by {worst}");
+            let alone = compute(one, k.view(), batched.clone(), &opts, on(Method::Naive, 1));
+            let got = whole.index_axis(Axis(0), b).to_owned();
+            let want = alone.unwrap().index_axis_move(Axis(0), 0);
+            let off = worst(&got.into_dyn(), &want.into_dyn());
+            assert!(off < 1e-4, "{mode:?} {method}: image {b} off by {off}");
         }
     }
 }
@@ -86,18 +85,8 @@ fn depthwise_blocks_match_the_naive_loop() {
             ..Options::default()
         };
         let layout = Layout::Batched { channels_last };
-        let run = |method, threads| Run {
-            method,
-            threads: Some(threads),
-        };
-        let want = compute(
-            x.view(),
-            k.view(),
-            layout.clone(),
-            &opts,
-            run(Method::Naive, 1),
-        )
-        .unwrap();
+        let solve = |run| compute(x.view(), k.view(), layout.clone(), &opts, run).unwrap();
+        let want = solve(on(Method::Naive, 1));
         for method in [
             Method::Direct,
             Method::Im2col,
@@ -105,23 +94,8 @@ fn depthwise_blocks_match_the_naive_loop() {
             Method::Auto,
         ] {
             for threads in [1, 2] {
-                let got = compute(
-                    x.view(),
-                    k.view(),
-                    layout.clone(),
-                    &opts,
-                    run(method, threads),
-                )
-                .unwrap();
-                let worst = got
-                    .iter()
-                    .zip(want.iter())
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0f32, f32::max);
-                assert!(
-                    worst < 1e-5,
-                    "{method} on {threads} threads: off by {worst}"
-                );
+                let off = worst(&solve(on(method, threads)), &want);
+                assert!(off < 1e-5, "{method} on {threads} threads: off by {off}");
             }
         }
     }
@@ -131,15 +105,11 @@ fn depthwise_blocks_match_the_naive_loop() {
 fn few_outputs_with_long_sums_are_summed_across_threads() {
     // A kernel nearly as large as the input: direct cuts the sum over kernel rows among the
     // threads and adds the partial outputs (method/direct.rs).
-    let signal = |channel_axis| Layout::Signal {
-        channel_axis,
-        kernel_broadcast: false,
-    };
     let cases = [
         (vec![700, 700], vec![690, 690], None),
         (vec![300, 300, 3], vec![280, 280, 3], Some(2)),
     ];
-    for (xs, ks, axis) in cases {
+    for (xs, ks, channel_axis) in cases {
         let x = data(&xs, 21).mapv(f64::from);
         let k = data(&ks, 23).mapv(f64::from);
         // One output row, so the whole problem is one block that may use both threads.
@@ -147,32 +117,12 @@ fn few_outputs_with_long_sums_are_summed_across_threads() {
             stride: vec![40, 3],
             ..Options::default()
         };
-        let run = |method, threads| Run {
-            method,
-            threads: Some(threads),
+        let layout = Layout::Signal {
+            channel_axis,
+            kernel_broadcast: false,
         };
-        let want = compute(
-            x.view(),
-            k.view(),
-            signal(axis),
-            &opts,
-            run(Method::Naive, 1),
-        )
-        .unwrap();
-        let got = compute(
-            x.view(),
-            k.view(),
-            signal(axis),
-            &opts,
-            run(Method::Direct, 2),
-        )
-        .unwrap();
-        assert_eq!(got.shape(), want.shape());
-        let worst = got
-            .iter()
-            .zip(want.iter())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f64, f64::max);
-        assert!(worst < 1e-8, "{xs:?} * {ks:?}: off by {worst}");
+        let solve = |run| compute(x.view(), k.view(), layout.clone(), &opts, run).unwrap();
+        let off = worst(&solve(on(Method::Direct, 2)), &solve(on(Method::Naive, 1)));
+        assert!(off < 1e-8, "{xs:?} * {ks:?}: off by {off}");
     }
 }
