@@ -152,8 +152,12 @@ fn parallel_speedup(m: Method, spec: &ConvSpec, threads: usize) -> f64 {
                 threads: 1,
             };
             let geo = FftGeometry::new(spec.out_spatial(), spec.kernel, &geom, m == Method::Fft);
+            let transforms = geo.live_phases(spec.kernel, &geom) * spec.in_channels / spec.groups;
             if spec.batch >= threads {
                 0.9 * t
+            } else if transforms >= threads {
+                // Whole transforms spread over the threads (method/fft.rs).
+                0.75 * t
             } else if geo.m.iter().product::<usize>() >= crate::method::fft::PARALLEL_MIN {
                 1.0 + 0.6 * (t - 1.0)
             } else {

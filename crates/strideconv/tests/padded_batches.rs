@@ -126,3 +126,40 @@ fn few_outputs_with_long_sums_are_summed_across_threads() {
         assert!(off < 1e-8, "{xs:?} * {ks:?}: off by {off}");
     }
 }
+
+#[test]
+fn fft_transforms_spread_over_threads_add_up() {
+    // Enough (phase, channel) transforms for every thread: each thread adds its own spectra,
+    // summed at the end (method/fft.rs).
+    let cases = [
+        (
+            vec![100, 100, 3],
+            vec![31, 31, 3],
+            Layout::Signal {
+                channel_axis: Some(2),
+                kernel_broadcast: false,
+            },
+        ),
+        (
+            vec![2, 2, 60, 60],
+            vec![3, 2, 25, 25],
+            Layout::Batched {
+                channels_last: false,
+            },
+        ),
+    ];
+    for (xs, ks, layout) in cases {
+        let x = data(&xs, 31).mapv(f64::from);
+        let k = data(&ks, 37).mapv(f64::from);
+        let opts = Options {
+            stride: vec![2],
+            ..Options::default()
+        };
+        let solve = |run| compute(x.view(), k.view(), layout.clone(), &opts, run).unwrap();
+        let want = solve(on(Method::Naive, 1));
+        for method in [Method::Fft, Method::FftFull] {
+            let off = worst(&solve(on(method, 2)), &want);
+            assert!(off < 1e-9, "{method} {xs:?} * {ks:?}: off by {off}");
+        }
+    }
+}

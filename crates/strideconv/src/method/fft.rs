@@ -537,8 +537,6 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
         let (band, geo) = FftGeometry::banded([od, oh, ow], kernel, g, self.polyphase, T::REAL);
         let m = geo.m;
         let size = m[0] * m[1] * m[2];
-        let t = self.transforms(m, T::REAL, g.threads > 1);
-        let spec_len = t.spectrum_len();
         let q = geo.phases;
         let mut phases = Vec::new();
         for pd in 0..q[0] {
@@ -551,6 +549,12 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
                 }
             }
         }
+        // With at least as many (phase, channel) input transforms as threads, whole transforms
+        // go to the threads (each adds into its own spectra, summed at the end); otherwise the
+        // rows of each transform are spread.
+        let coarse = g.threads > 1 && phases.len() * cin >= g.threads;
+        let t = self.transforms(m, T::REAL, g.threads > 1 && !coarse);
+        let spec_len = t.spectrum_len();
         let setup = Setup {
             x: &x,
             k: &k,
@@ -570,8 +574,28 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
         };
         // Kernel spectra, once per call: index ((p·cin + c)·cout + o); None where a phase is empty.
         let keep = setup.phases.len() * cin * cout * spec_len <= KEPT_KERNEL_SPECTRA;
+        let coarse = coarse && keep;
         let mut kspec: Vec<Option<Vec<C<T::F>>>> = Vec::new();
-        if keep {
+        let new_work = || Work::<T> {
+            data: vec![T::zero(); size],
+            real: Vec::new(),
+            spec: Vec::new(),
+            tmp: Vec::new(),
+        };
+        if coarse {
+            let jobs: Vec<([usize; SPATIAL], usize, usize)> = (setup.phases.iter())
+                .flat_map(|&p| (0..cin).flat_map(move |c| (0..cout).map(move |o| (p, c, o))))
+                .collect();
+            kspec = jobs
+                .into_par_iter()
+                .map_init(new_work, |w, (p, c, o)| {
+                    setup.fill_kernel(&mut w.data, o, c, p).then(|| {
+                        w.forward(t);
+                        w.spec.clone()
+                    })
+                })
+                .collect();
+        } else if keep {
             for &p in &setup.phases {
                 for c in 0..cin {
                     for o in 0..cout {
@@ -593,7 +617,37 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
             while h0 < oh {
                 let rows = band.min(oh - h0);
                 acc.fill(zero);
-                for (pi, &p) in setup.phases.iter().enumerate() {
+                if coarse {
+                    let pairs: Vec<(usize, usize)> = (0..setup.phases.len())
+                        .flat_map(|pi| (0..cin).map(move |c| (pi, c)))
+                        .collect();
+                    let parts = g.threads.min(pairs.len());
+                    let row0 = h0 * geo.step[1];
+                    let partial = |part: usize| {
+                        let mut w = new_work();
+                        let mut mine = vec![zero; spec_len * cout];
+                        let range = part * pairs.len() / parts..(part + 1) * pairs.len() / parts;
+                        for &(pi, c) in &pairs[range] {
+                            setup.fill_input(&mut w.data, n, c, setup.phases[pi], row0);
+                            w.forward(t);
+                            for o in 0..cout {
+                                if let Some(kv) = &kspec[(pi * cin + c) * cout + o] {
+                                    let dst = &mut mine[o * spec_len..(o + 1) * spec_len];
+                                    multiply_add(dst, &w.spec, kv, false);
+                                }
+                            }
+                        }
+                        mine
+                    };
+                    let partials: Vec<Vec<C<T::F>>> =
+                        (0..parts).into_par_iter().map(partial).collect();
+                    for mine in &partials {
+                        for (a, &b) in acc.iter_mut().zip(mine) {
+                            *a = *a + b;
+                        }
+                    }
+                }
+                for (pi, &p) in setup.phases.iter().enumerate().filter(|_| !coarse) {
                     for c in 0..cin {
                         setup.fill_input(&mut w.data, n, c, p, h0 * geo.step[1]);
                         w.forward(t);
