@@ -134,6 +134,15 @@ fn run_channels_last<T: Scalar>(
             }
         }
     };
+    // Add kernel rows `taps` (td·kh + th) of output row (n, o, d, h) into `row`.
+    let add_rows = |[n, o, d, h]: [usize; 4], taps: std::ops::Range<usize>, row: &mut [T]| {
+        for t in taps {
+            let (td, th) = (t / kh, t % kh);
+            let xs = row_of(n, d * s0 + td * d0, h * s1 + th * d1);
+            let kr = &krows[((o * kd + td) * kh + th) * len..][..len];
+            kernels::dots(xs, &starts, kr, row);
+        }
+    };
     // Few outputs with long sums (the kernel nearly as large as the input): the sum over
     // kernel rows is cut among the threads, each adding into its own copy of the outputs.
     let rows = kd * kh;
@@ -144,24 +153,19 @@ fn run_channels_last<T: Scalar>(
             let mut acc = vec![T::zero(); outputs];
             for (i, row) in acc.chunks_exact_mut(ow).enumerate() {
                 // Rows of `acc` in (n, o, d, h) order.
-                let (n, o, d, h) = (
+                let at = [
                     i / (cout * od * oh),
                     i / (od * oh) % cout,
                     i / oh % od,
                     i % oh,
-                );
-                for t in p * rows / parts..(p + 1) * rows / parts {
-                    let (td, th) = (t / kh, t % kh);
-                    let xs = row_of(n, d * s0 + td * d0, h * s1 + th * d1);
-                    let kr = &krows[((o * kd + td) * kh + th) * len..][..len];
-                    kernels::dots(xs, &starts, kr, row);
-                }
+                ];
+                add_rows(at, p * rows / parts..(p + 1) * rows / parts, row);
             }
             acc
         };
-        let partials: Vec<Vec<T>> = (0..parts).into_par_iter().map(partial).collect();
-        let mut sums = partials[0].clone();
-        for more in &partials[1..] {
+        let mut partials = (0..parts).into_par_iter().map(partial).collect::<Vec<_>>();
+        let mut sums = partials.swap_remove(0);
+        for more in &partials {
             sums.iter_mut().zip(more).for_each(|(y, &v)| *y += v);
         }
         let shape = (nb, cout, od, oh, ow);
@@ -174,13 +178,7 @@ fn run_channels_last<T: Scalar>(
             for h in 0..oh {
                 for o in 0..cout {
                     row.fill(T::zero());
-                    for td in 0..kd {
-                        for th in 0..kh {
-                            let xs = row_of(n, d * s0 + td * d0, h * s1 + th * d1);
-                            let kr = &krows[((o * kd + td) * kh + th) * len..][..len];
-                            kernels::dots(xs, &starts, kr, &mut row);
-                        }
-                    }
+                    add_rows([n, o, d, h], 0..rows, &mut row);
                     out.slice_mut(s![n, o, d, h, ..])
                         .iter_mut()
                         .zip(&row)
