@@ -177,6 +177,9 @@ pub struct Plan<T: Scalar> {
     threads: usize,
     /// How `auto` decided, for `explain`.
     decided: Decided,
+    /// `direct` on a depthwise problem of floats: planes straight from the unpadded input
+    /// ([`method::depthwise`]).
+    depthwise: bool,
 }
 
 /// How `auto` decided.
@@ -283,7 +286,11 @@ impl<T: Scalar> Plan<T> {
                 (m, None)
             }
         };
+        let depthwise = chosen == Method::Direct
+            && T::KIND != crate::scalar::Kind::Integer
+            && method::depthwise::applies(&spec);
         Ok(Plan {
+            depthwise,
             algorithm: build::<T>(chosen),
             finite_fallback: fallback.map(|m| (m, build::<T>(m))),
             spec,
@@ -421,6 +428,14 @@ impl<T: Scalar> Plan<T> {
         // A padded copy of a large batch is made a few images at a time: the copy stays
         // within cache-friendly, reusable memory instead of fresh pages on every call.
         let x5 = view::input_view(s, x);
+        if self.depthwise {
+            if let Some(xv) = E::view_compute(x5.view()) {
+                let out5 = view::output_view(s, out.view_mut());
+                if method::depthwise::drive(s, xv, kc.view(), out5, threads) {
+                    return Ok(out);
+                }
+            }
+        }
         let image = s.in_channels * (0..SPATIAL).map(|a| s.padded_len(a)).product::<usize>();
         let per = if s.is_padded() {
             (PADDED_PIECE / (image * std::mem::size_of::<T>()).max(1)).clamp(1, s.batch)

@@ -14,11 +14,13 @@ use std::sync::OnceLock;
 
 use crate::Scalar;
 
+mod depthwise;
 mod dots;
 mod fill;
 mod gemm;
 mod pages;
 mod split;
+pub(crate) use depthwise::{interior as depthwise, Interior, Rows};
 pub(crate) use dots::dots;
 pub(crate) use fill::{planes as fill_planes, Filler};
 pub(crate) use gemm::{gemm, supported as gemm_supported};

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use crate::spec::{extent, SPATIAL};
 use crate::Scalar;
 
+pub(crate) mod depthwise;
 pub(crate) mod direct;
 pub(crate) mod fft;
 pub(crate) mod im2col;

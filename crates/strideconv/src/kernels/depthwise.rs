@@ -1,0 +1,229 @@
+//! The depthwise row kernel: one channel's output rows straight from its input rows, no
+//! phase-split copy.
+//!
+//! A depthwise layer has one small plane per channel, so the per-plane set-up of the general
+//! row path (a padded copy, a phase split, a tap list) costs more than the plane's
+//! arithmetic. Here each tap reads `B` outputs' inputs directly from the input row, `S`
+//! apart (a stride-2 read is two vector loads and one permute, which the compiler emits for
+//! the fixed-size gather below), and four output rows are computed together so four
+//! independent accumulators hide the FMA latency.
+
+use super::{isa, Isa};
+use crate::Scalar;
+
+/// Output rows computed together.
+const R: usize = 4;
+const _: () = assert!(R == 4, "the row gather below lists four rows");
+
+/// Where a plane's padded rows are: row `r` is `main[offs[r] + shift..]`, or, when `offs[r]`
+/// has [`Rows::EXTRA`] set, `extra[offs[r] − EXTRA..]` (a row of the constant, or a row
+/// copied because too little of `main` follows it). One offset table serves every channel
+/// of a block; `shift` selects the channel's plane.
+pub(crate) struct Rows<'a, T> {
+    pub main: &'a [T],
+    pub extra: &'a [T],
+    pub offs: &'a [usize],
+    pub shift: usize,
+}
+
+impl<'a, T> Rows<'a, T> {
+    /// Tag of offsets into `extra`.
+    pub const EXTRA: usize = 1 << (usize::BITS - 1);
+
+    /// Padded row `r`, to the end of the memory it lies in.
+    #[inline(always)]
+    pub fn get(&self, r: usize) -> &'a [T] {
+        let o = self.offs[r];
+        if o & Self::EXTRA != 0 {
+            &self.extra[o & !Self::EXTRA..]
+        } else {
+            &self.main[o + self.shift..]
+        }
+    }
+}
+
+/// One plane's interior: the outputs whose windows lie inside the input columns.
+pub(crate) struct Interior<'a, T> {
+    /// The padded rows, each at least [`Interior::row_need`] elements long.
+    pub rows: Rows<'a, T>,
+    /// The kernel, `kh × kw`, row-major.
+    pub k: &'a [T],
+    pub kh: usize,
+    pub kw: usize,
+    /// Padded rows between output rows, and between kernel rows.
+    pub sh: usize,
+    pub dh: usize,
+    /// Input columns between outputs, and between kernel columns.
+    pub sw: usize,
+    pub dw: usize,
+    /// Input column of the first interior output's first tap.
+    pub first: usize,
+    /// Number of interior outputs per row.
+    pub cols: usize,
+}
+
+/// Outputs computed per accumulator: 64 bytes of `T`.
+fn block<T>() -> usize {
+    (64 / std::mem::size_of::<T>()).clamp(1, 16)
+}
+
+impl<T> Interior<'_, T> {
+    /// Elements every row slice must hold: the last block reads up to `B - 1` outputs past
+    /// the interior's end (those lanes are dropped), and a block reads `sw·B` elements.
+    pub fn row_need(sw: usize, dw: usize, kw: usize, first: usize, cols: usize) -> usize {
+        let b = block::<T>();
+        first + sw * cols.next_multiple_of(b) + (kw - 1) * dw
+    }
+}
+
+/// `out[oy·pitch + j] = Σ_{ky,kx} k[ky, kx] · row(oy·sh + ky·dh)[first + j·sw + kx·dw]` for
+/// `oy < oh`, `j < cols`.
+pub(crate) fn interior<T: Scalar>(p: &Interior<'_, T>, out: &mut [T], pitch: usize, oh: usize) {
+    if oh == 0 || p.cols == 0 {
+        return;
+    }
+    assert_eq!(p.k.len(), p.kh * p.kw);
+    assert!(out.len() >= (oh - 1) * pitch + p.cols);
+    macro_rules! go {
+        ($b:literal, $s:literal) => {
+            match isa() {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `isa()` returns Avx512 only when avx512f, avx512vl and fma were
+                // detected on this CPU.
+                Isa::Avx512 => unsafe { wide::avx512::<T, $b, $s>(p, out, pitch, oh) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `isa()` returns Avx2 only when avx2 and fma were detected.
+                Isa::Avx2 => unsafe { wide::avx2::<T, $b, $s>(p, out, pitch, oh) },
+                _ => body::<T, $b, $s, false>(p, out, pitch, oh),
+            }
+        };
+    }
+    match (block::<T>(), p.sw) {
+        (16, 1) => go!(16, 1),
+        (16, 2) => go!(16, 2),
+        (16, _) => go!(16, 0),
+        (8, 1) => go!(8, 1),
+        (8, 2) => go!(8, 2),
+        (8, _) => go!(8, 0),
+        (_, 1) => go!(4, 1),
+        (_, 2) => go!(4, 2),
+        _ => go!(4, 0),
+    }
+}
+
+/// `S` is the column stride when it is 1 or 2, else 0 (read `p.sw` at run time).
+#[inline(always)]
+fn body<T: Scalar, const B: usize, const S: usize, const FMA: bool>(
+    p: &Interior<'_, T>,
+    out: &mut [T],
+    pitch: usize,
+    oh: usize,
+) {
+    let sw = if S == 0 { p.sw } else { S };
+    let need = Interior::<T>::row_need(p.sw, p.dw, p.kw, p.first, p.cols);
+    let mut oy = 0;
+    while oy < oh {
+        // Rows past the end repeat the last one; their sums are not stored.
+        let mut ys = [0; R];
+        for (r, y) in ys.iter_mut().enumerate() {
+            *y = (oy + r).min(oh - 1);
+        }
+        let mut j0 = 0;
+        while j0 < p.cols {
+            let mut acc = [[T::zero(); B]; R];
+            for ky in 0..p.kh {
+                let at_row = |r: usize| {
+                    let row = p.rows.get(ys[r] * p.sh + ky * p.dh);
+                    // What makes the unchecked reads of `load` sound.
+                    assert!(row.len() >= need, "row too short");
+                    row
+                };
+                let src: [&[T]; R] = [at_row(0), at_row(1), at_row(2), at_row(3)];
+                for kx in 0..p.kw {
+                    let w = p.k[ky * p.kw + kx];
+                    let at = p.first + j0 * sw + kx * p.dw;
+                    for (a, row) in acc.iter_mut().zip(&src) {
+                        let xv = load::<T, B, S>(row, at, sw);
+                        for j in 0..B {
+                            a[j] = mac::<T, FMA>(a[j], w, xv[j]);
+                        }
+                    }
+                }
+            }
+            let m = B.min(p.cols - j0);
+            for (r, a) in acc.iter().enumerate().take(oh - oy) {
+                let dst = &mut out[(oy + r) * pitch + j0..][..m];
+                if m == B {
+                    dst.copy_from_slice(a);
+                } else {
+                    dst.iter_mut().zip(a).for_each(|(y, &v)| *y = v);
+                }
+            }
+            j0 += B;
+        }
+        oy += R;
+    }
+}
+
+/// `B` elements of `row` from `at`, `sw` apart (`S` is `sw` when not 0).
+///
+/// Unchecked: `body` asserted that the row holds [`Interior::row_need`] elements, which
+/// covers `at + sw·B` for every block and tap of the interior.
+#[inline(always)]
+fn load<T: Scalar, const B: usize, const S: usize>(row: &[T], at: usize, sw: usize) -> [T; B] {
+    let mut v = [T::zero(); B];
+    debug_assert!(at + sw * B <= row.len());
+    if S == 0 {
+        for (j, y) in v.iter_mut().enumerate() {
+            // SAFETY: within the row, see above.
+            *y = unsafe { *row.get_unchecked(at + j * sw) };
+        }
+    } else {
+        // A window of known length, so the strided reads become shuffles.
+        // SAFETY: within the row, see above.
+        let src = unsafe { row.get_unchecked(at..at + S * B) };
+        for (j, y) in v.iter_mut().enumerate() {
+            *y = src[j * S];
+        }
+    }
+    v
+}
+
+#[inline(always)]
+fn mac<T: Scalar, const FMA: bool>(acc: T, w: T, x: T) -> T {
+    if FMA {
+        acc.fused_mul_add(w, x)
+    } else {
+        acc + w * x
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use super::{body, Interior};
+    use crate::Scalar;
+
+    /// # Safety
+    /// The CPU must support AVX-512 F and VL, and FMA.
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub(super) unsafe fn avx512<T: Scalar, const B: usize, const S: usize>(
+        p: &Interior<'_, T>,
+        out: &mut [T],
+        pitch: usize,
+        oh: usize,
+    ) {
+        body::<T, B, S, true>(p, out, pitch, oh)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx2<T: Scalar, const B: usize, const S: usize>(
+        p: &Interior<'_, T>,
+        out: &mut [T],
+        pitch: usize,
+        oh: usize,
+    ) {
+        body::<T, B, S, true>(p, out, pitch, oh)
+    }
+}

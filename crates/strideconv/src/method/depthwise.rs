@@ -1,0 +1,331 @@
+//! `direct` for depthwise layers (one input and one output channel per group, one or two
+//! convolved axes), padding included.
+//!
+//! The general path pads the whole batch, then phase-splits every plane: for the small planes
+//! of depthwise layers (a few hundred elements each) those two copies and the per-plane set-up
+//! cost several times the arithmetic. Here a plane is never copied: the outputs whose windows
+//! lie inside the input columns are computed by [`kernels::depthwise`] straight from the
+//! input rows (a padded row is its source row under the pad mode's index map, or a row of
+//! the constant), and the few outputs on the left and right edges are summed one by one
+//! through the same maps. Any pad mode, stride and dilation.
+
+use ndarray::{s, ArrayView5, ArrayViewMut5, Axis};
+use rayon::prelude::*;
+
+use super::{chunks, pool};
+use crate::kernels::{self, Interior, Rows};
+use crate::spec::ConvSpec;
+use crate::Scalar;
+
+/// Largest plane copied when the input's planes are not in standard layout (elements).
+const COPY_PLANE: usize = 1 << 16;
+
+/// True when the spec is a depthwise problem this path handles.
+pub(crate) fn applies(spec: &ConvSpec) -> bool {
+    let c = spec.groups;
+    c >= 2
+        && spec.in_channels == c
+        && spec.out_channels == c
+        && spec.kernel[0] == 1
+        && spec.input[0] == 1
+        && spec.padding[0] == (0, 0)
+}
+
+/// The plane geometry shared by every channel of one call.
+struct Geometry<T> {
+    /// Source row of padded row `r` (`None`: a row of the constant).
+    rows: Vec<Option<usize>>,
+    /// Source column of padded column `c`.
+    cols: Vec<Option<usize>>,
+    cval: T,
+    oh: usize,
+    ow: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    dh: usize,
+    dw: usize,
+    /// Input width and height.
+    w: usize,
+    h: usize,
+    /// First interior output column, their number, the input column of its first tap.
+    ox0: usize,
+    cols_in: usize,
+    first: usize,
+    /// Elements each row slice must hold.
+    need: usize,
+}
+
+impl<T: Scalar> Geometry<T> {
+    fn new(spec: &ConvSpec, oh: usize, ow: usize) -> Self {
+        let [_, kh, kw] = spec.kernel;
+        let [_, sh, sw] = spec.stride;
+        let [_, dh, dw] = spec.dilation;
+        let [_, h, w] = spec.input;
+        let (top, left) = (spec.padding[1].0, spec.padding[2].0);
+        let hp = (oh - 1) * sh + (kh - 1) * dh + 1;
+        let wp = (ow - 1) * sw + (kw - 1) * dw + 1;
+        let map = |n: usize, before: usize, len: usize| -> Vec<Option<usize>> {
+            (0..n)
+                .map(|i| spec.pad_mode.source_index(i, before, len))
+                .collect()
+        };
+        // Interior outputs: every tap's column c = ox·sw + kx·dw satisfies left ≤ c < left + w.
+        let ox0 = left.div_ceil(sw);
+        let span = (kw - 1) * dw;
+        let ox_end = if left + w > span {
+            ((left + w - 1 - span) / sw + 1).min(ow)
+        } else {
+            0
+        };
+        let cols_in = ox_end.saturating_sub(ox0);
+        let first = (ox0 * sw).saturating_sub(left);
+        let need = if cols_in > 0 {
+            Interior::<T>::row_need(sw, dw, kw, first, cols_in)
+        } else {
+            w
+        }
+        .max(w);
+        Geometry {
+            rows: map(hp, top, h),
+            cols: map(wp, left, w),
+            cval: T::from_f64(spec.cval),
+            oh,
+            ow,
+            kh,
+            kw,
+            sh,
+            sw,
+            dh,
+            dw,
+            w,
+            h,
+            ox0,
+            cols_in,
+            first,
+            need,
+        }
+    }
+}
+
+/// Per-thread buffers: padded-row offsets (the block's, and one channel's patched copy), the
+/// constant row and spilled rows, a plane copy, an output copy.
+struct Scratch<T> {
+    offs: Vec<usize>,
+    patched: Vec<usize>,
+    extra: Vec<T>,
+    plane: Vec<T>,
+    out: Vec<T>,
+}
+
+impl<T> Default for Scratch<T> {
+    fn default() -> Self {
+        Scratch {
+            offs: Vec::new(),
+            patched: Vec::new(),
+            extra: Vec::new(),
+            plane: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+}
+
+/// Compute the whole depthwise problem from the unpadded input `x` (canonical, compute type)
+/// and the prepared kernel `k` (`(C, 1, 1, kh, kw)`). Returns false, having written
+/// nothing, when the input's layout would need large plane copies (the caller then takes
+/// the general path).
+pub(crate) fn drive<T: Scalar>(
+    spec: &ConvSpec,
+    x: ArrayView5<'_, T>,
+    k: ArrayView5<'_, T>,
+    mut out: ArrayViewMut5<'_, T>,
+    threads: usize,
+) -> bool {
+    let [nb, channels, _, oh, ow] = *out.shape() else {
+        unreachable!()
+    };
+    let geo = Geometry::<T>::new(spec, oh, ow);
+    let st = x.strides();
+    let standard = st[4] == 1 && st[3] == geo.w as isize;
+    if !standard && geo.h * geo.w > COPY_PLANE {
+        return false;
+    }
+    if nb * channels * oh * ow == 0 {
+        return true;
+    }
+    let k_std = k.as_standard_layout();
+    let weights = k_std.as_slice().expect("standard layout");
+    let taps = geo.kh * geo.kw;
+    let want = if threads > 1 { 4 * threads } else { 1 };
+    let per_image = want.div_ceil(nb).max(1);
+    let ch_chunk = channels.div_ceil(per_image).max(1);
+    let mut blocks = Vec::new();
+    for (n, out_n) in chunks(out.view_mut(), 0, 1).into_iter().enumerate() {
+        for (ci, out_c) in chunks(out_n, 1, ch_chunk).into_iter().enumerate() {
+            blocks.push((n, ci * ch_chunk, out_c));
+        }
+    }
+    let run = |sc: &mut Scratch<T>, (n, c0, mut ob): (usize, usize, ArrayViewMut5<'_, T>)| {
+        let nc = ob.shape()[1];
+        let xb = x.slice(s![n, c0..c0 + nc, 0, .., ..]);
+        let ws = &weights[c0 * taps..(c0 + nc) * taps];
+        let plane_out = oh * ow;
+        let mut ob = ob.slice_mut(s![0, .., 0, .., ..]);
+        // Planes as slices of the block's memory when both are in standard order (NCHW).
+        if let (Some(mem_in), Some(mem_out)) = (xb.as_slice(), ob.as_slice_mut()) {
+            return planes(&geo, mem_in, ws, mem_out, sc);
+        }
+        let mut dst = std::mem::take(&mut sc.out);
+        let mut copy = std::mem::take(&mut sc.plane);
+        for c in 0..nc {
+            dst.clear();
+            dst.resize(plane_out, T::zero());
+            let xc = xb.index_axis(Axis(0), c);
+            let mem = match xc.to_slice() {
+                Some(m) => m,
+                None => {
+                    copy.clear();
+                    copy.extend(xc.iter().copied());
+                    &copy
+                }
+            };
+            planes(&geo, mem, &ws[c * taps..][..taps], &mut dst, sc);
+            ob.index_axis_mut(Axis(0), c)
+                .iter_mut()
+                .zip(&dst)
+                .for_each(|(y, &v)| *y = v);
+        }
+        sc.out = dst;
+        sc.plane = copy;
+    };
+    if threads <= 1 || blocks.len() == 1 {
+        let mut sc = Scratch::default();
+        blocks.into_iter().for_each(|b| run(&mut sc, b));
+    } else {
+        pool(threads).install(|| blocks.into_par_iter().for_each_init(Scratch::default, run));
+    }
+    true
+}
+
+/// Consecutive channels: `mem` holds their input planes (`h × w` each, in order), `out`
+/// their output planes, `k` their kernels.
+fn planes<T: Scalar>(geo: &Geometry<T>, mem: &[T], k: &[T], out: &mut [T], sc: &mut Scratch<T>) {
+    let (h, w, need) = (geo.h, geo.w, geo.need);
+    let (plane_in, plane_out) = (h * w, geo.oh * geo.ow);
+    let taps = geo.kh * geo.kw;
+    let Scratch {
+        offs,
+        patched,
+        extra,
+        ..
+    } = sc;
+    // Row offsets within a plane; rows of the constant are the first row of `extra`.
+    offs.clear();
+    offs.extend(geo.rows.iter().map(|sr| match *sr {
+        None => Rows::<T>::EXTRA,
+        Some(r) => r * w,
+    }));
+    extra.clear();
+    extra.resize(need, geo.cval);
+    // Rows at or past `limit` in `mem` have fewer than `need` elements after them.
+    let limit = mem.len().checked_sub(need);
+    for (c, dst) in out.chunks_exact_mut(plane_out).enumerate() {
+        let base = c * plane_in;
+        let short_from = match limit {
+            Some(l) if l >= base => ((l - base) / w.max(1) + 1).min(h),
+            _ => 0,
+        };
+        let table: &[usize] = if short_from < h {
+            // The last rows of the block: copied into `extra` after the constant row.
+            extra.truncate(need);
+            patched.clear();
+            for sr in &geo.rows {
+                patched.push(match *sr {
+                    Some(r) if r >= short_from => {
+                        let at = extra.len();
+                        extra.extend_from_slice(&mem[base + r * w..base + (r + 1) * w]);
+                        extra.resize(at + need, T::zero());
+                        Rows::<T>::EXTRA | at
+                    }
+                    Some(r) => r * w,
+                    None => Rows::<T>::EXTRA,
+                });
+            }
+            patched
+        } else {
+            offs
+        };
+        let rows = Rows {
+            main: mem,
+            extra,
+            offs: table,
+            shift: base,
+        };
+        channel(geo, rows, &k[c * taps..][..taps], dst);
+    }
+}
+
+/// One channel: `out` is the `oh × ow` output plane in standard order.
+fn channel<T: Scalar>(geo: &Geometry<T>, rows: Rows<'_, T>, k: &[T], out: &mut [T]) {
+    let (oh, ow) = (geo.oh, geo.ow);
+    let p = Interior {
+        rows,
+        k,
+        kh: geo.kh,
+        kw: geo.kw,
+        sh: geo.sh,
+        dh: geo.dh,
+        sw: geo.sw,
+        dw: geo.dw,
+        first: geo.first,
+        cols: geo.cols_in,
+    };
+    if geo.cols_in > 0 {
+        kernels::depthwise(&p, &mut out[geo.ox0..], ow, oh);
+    }
+    let edges = (0..geo.ox0.min(ow)).chain((geo.ox0 + geo.cols_in).max(geo.ox0.min(ow))..ow);
+    for ox in edges {
+        edge_column(geo, &p.rows, k, ox, out);
+    }
+}
+
+/// Output column `ox` (an edge one, some taps in the padding), eight rows at a time so the
+/// sums are independent.
+fn edge_column<T: Scalar>(
+    geo: &Geometry<T>,
+    rows: &Rows<'_, T>,
+    k: &[T],
+    ox: usize,
+    out: &mut [T],
+) {
+    const R: usize = 8;
+    // The constant's share: taps reading padding columns (in the other pad modes every
+    // column maps to an input column).
+    let col = |kx: usize| geo.cols[ox * geo.sw + kx * geo.dw];
+    let mut base = T::zero();
+    for kx in (0..geo.kw).filter(|&kx| col(kx).is_none()) {
+        for ky in 0..geo.kh {
+            base += k[ky * geo.kw + kx] * geo.cval;
+        }
+    }
+    let (oh, ow) = (geo.oh, geo.ow);
+    let mut oy = 0;
+    while oy < oh {
+        let mut acc = [base; R];
+        for ky in 0..geo.kh {
+            for kx in 0..geo.kw {
+                let Some(c) = col(kx) else { continue };
+                let wt = k[ky * geo.kw + kx];
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let y = (oy + r).min(oh - 1);
+                    *a += wt * rows.get(y * geo.sh + ky * geo.dh)[c];
+                }
+            }
+        }
+        for (r, &a) in acc.iter().enumerate().take(oh - oy) {
+            out[(oy + r) * ow + ox] = a;
+        }
+        oy += R;
+    }
+}
