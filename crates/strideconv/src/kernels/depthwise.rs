@@ -13,7 +13,6 @@ use crate::Scalar;
 
 /// Output rows computed together.
 const R: usize = 4;
-const _: () = assert!(R == 4, "the row gather below lists four rows");
 
 /// Where a plane's padded rows are: row `r` is `main[offs[r] + shift..]`, or, when `offs[r]`
 /// has [`Rows::EXTRA`] set, `extra[offs[r] − EXTRA..]` (a row of the constant, or a row
@@ -138,7 +137,10 @@ fn body<T: Scalar, const B: usize, const S: usize, const FMA: bool>(
                     assert!(row.len() >= need, "row too short");
                     row
                 };
-                let src: [&[T]; R] = [at_row(0), at_row(1), at_row(2), at_row(3)];
+                let mut src: [&[T]; R] = [&[]; R];
+                for (r, s) in src.iter_mut().enumerate() {
+                    *s = at_row(r);
+                }
                 for kx in 0..p.kw {
                     let w = p.k[ky * p.kw + kx];
                     let at = p.first + j0 * sw + kx * p.dw;

@@ -314,12 +314,15 @@ fn edge_column<T: Scalar>(
     while oy < oh {
         let mut acc = [base; R];
         for ky in 0..geo.kh {
+            let mut src: [&[T]; R] = [&[]; R];
+            for (r, s) in src.iter_mut().enumerate() {
+                *s = rows.get((oy + r).min(oh - 1) * geo.sh + ky * geo.dh);
+            }
             for kx in 0..geo.kw {
                 let Some(c) = col(kx) else { continue };
                 let wt = k[ky * geo.kw + kx];
-                for (r, a) in acc.iter_mut().enumerate() {
-                    let y = (oy + r).min(oh - 1);
-                    *a += wt * rows.get(y * geo.sh + ky * geo.dh)[c];
+                for (a, s) in acc.iter_mut().zip(&src) {
+                    *a += wt * s[c];
                 }
             }
         }
