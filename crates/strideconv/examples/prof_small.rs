@@ -2,7 +2,7 @@
 //! `cargo run --release -p strideconv --example prof_small -- n f s method reps`
 use std::time::Instant;
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, Dimension, IxDyn};
 use strideconv::{ConvSpec, Layout, Method, Options, Plan};
 
 fn main() {
@@ -21,7 +21,8 @@ fn main() {
             padding: strideconv::Padding::Uniform(f / 2, f / 2),
             ..Options::strided(s)
         };
-        let (xs, ks) = (vec![1, dw, n, n], vec![dw, 1, f, f]);
+        let batch: usize = std::env::var("BATCH").map_or(1, |b| b.parse().unwrap());
+        let (xs, ks) = (vec![batch, dw, n, n], vec![dw, 1, f, f]);
         let layout = Layout::Batched {
             channels_last: false,
         };
@@ -38,22 +39,42 @@ fn main() {
             ks,
         )
     };
-    let x = ArrayD::from_shape_fn(IxDyn(&xs), |i| {
-        (xs.iter().enumerate().map(|(a, _)| i[a]).sum::<usize>() % 5) as f32
-    });
-    let k = ArrayD::from_shape_fn(IxDyn(&ks), |i| {
-        (ks.iter().enumerate().map(|(a, _)| i[a]).sum::<usize>() % 3) as f32
-    });
     let threads: usize = arg(6, "1").parse().unwrap();
-    let plan = Plan::<f32>::new(spec, m, Some(threads)).unwrap();
+    let best = if std::env::var_os("F64").is_some() {
+        time::<f64>(spec, m, threads, &xs, &ks, reps)
+    } else {
+        time::<f32>(spec, m, threads, &xs, &ks, reps)
+    };
+    println!("{n}² {f}×{f}/s{s} dw{dw} {m}: best {:.2} µs", best * 1e6);
+}
+
+/// Best time of `reps` calls of one plan (its explanation printed when EXPLAIN is set).
+fn time<T>(
+    spec: ConvSpec,
+    m: Method,
+    threads: usize,
+    xs: &[usize],
+    ks: &[usize],
+    reps: usize,
+) -> f64
+where
+    T: strideconv::Scalar + strideconv::Element<Compute = T> + From<u8>,
+{
+    let x = ArrayD::from_shape_fn(IxDyn(xs), |i| {
+        T::from((i.slice().iter().sum::<usize>() % 5) as u8)
+    });
+    let k = ArrayD::from_shape_fn(IxDyn(ks), |i| {
+        T::from((i.slice().iter().sum::<usize>() % 3) as u8)
+    });
+    let plan = Plan::<T>::new(spec, m, Some(threads)).unwrap();
     let mut best = f64::INFINITY;
     for _ in 0..reps {
         let t0 = Instant::now();
         std::hint::black_box(plan.execute(x.view(), k.view()).unwrap());
         best = best.min(t0.elapsed().as_secs_f64());
     }
-    println!("{n}² {f}×{f}/s{s} dw{dw} {m}: best {:.2} µs", best * 1e6);
     if std::env::var_os("EXPLAIN").is_some() {
         print!("{}", plan.explain());
     }
+    best
 }

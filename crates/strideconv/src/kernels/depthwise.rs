@@ -29,6 +29,11 @@ impl<'a, T> Rows<'a, T> {
     /// Tag of offsets into `extra`.
     pub const EXTRA: usize = 1 << (usize::BITS - 1);
 
+    /// Number of padded rows.
+    pub fn len(&self) -> usize {
+        self.offs.len()
+    }
+
     /// Padded row `r`, to the end of the memory it lies in.
     #[inline(always)]
     pub fn get(&self, r: usize) -> &'a [T] {
@@ -126,6 +131,13 @@ fn body<T: Scalar, const B: usize, const S: usize, const FMA: bool>(
         let mut ys = [0; R];
         for (r, y) in ys.iter_mut().enumerate() {
             *y = (oy + r).min(oh - 1);
+        }
+        // Ask for the rows of the group after next: large planes come from memory, and the
+        // hardware prefetcher does not follow several short rows at once.
+        let ahead = (oy + 2 * R) * p.sh;
+        for i in ahead..(ahead + R * p.sh).min(p.rows.len()) {
+            let row = p.rows.get(i);
+            prefetch(&row[..need.min(row.len())]);
         }
         let mut j0 = 0;
         while j0 < p.cols {
@@ -228,4 +240,21 @@ mod wide {
     ) {
         body::<T, B, S, true>(p, out, pitch, oh)
     }
+}
+
+/// Hint that `data` will be read soon (every cache line of it).
+#[inline(always)]
+fn prefetch<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let (start, bytes) = (data.as_ptr() as usize, std::mem::size_of_val(data));
+        for line in (start..start + bytes).step_by(64) {
+            // SAFETY: a prefetch never faults and has no effect on the program's state; the
+            // addresses are within `data` anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
 }
