@@ -81,7 +81,8 @@ impl<T> Interior<'_, T> {
 }
 
 /// `out[oy·pitch + j] = Σ_{ky,kx} k[ky, kx] · row(oy·sh + ky·dh)[first + j·sw + kx·dw]` for
-/// `oy < oh`, `j < cols`.
+/// `oy < oh`, `j < cols`. Rows are written in order and may spill past `cols` into `out`:
+/// whatever lies after an output row's interior must be written after this call.
 pub(crate) fn interior<T: Scalar>(p: &Interior<'_, T>, out: &mut [T], pitch: usize, oh: usize) {
     if oh == 0 || p.cols == 0 {
         return;
@@ -166,11 +167,14 @@ fn body<T: Scalar, const B: usize, const S: usize, const FMA: bool>(
             }
             let m = B.min(p.cols - j0);
             for (r, a) in acc.iter().enumerate().take(oh - oy) {
-                let dst = &mut out[(oy + r) * pitch + j0..][..m];
-                if m == B {
-                    dst.copy_from_slice(a);
+                let dst = &mut out[(oy + r) * pitch + j0..];
+                if dst.len() >= B {
+                    // Whole vectors: lanes past the block's outputs land on outputs written
+                    // later (this row's right edge, the next rows, which the caller and the
+                    // following groups write after this one).
+                    dst[..B].copy_from_slice(a);
                 } else {
-                    dst.iter_mut().zip(a).for_each(|(y, &v)| *y = v);
+                    dst[..m].copy_from_slice(&a[..m]);
                 }
             }
             j0 += B;

@@ -282,6 +282,7 @@ fn channel<T: Scalar>(geo: &Geometry<T>, rows: Rows<'_, T>, k: &[T], out: &mut [
         cols: geo.cols_in,
     };
     if geo.cols_in > 0 {
+        // First, as it may write past each row's interior; the edges overwrite that.
         kernels::depthwise(&p, &mut out[geo.ox0..], ow, oh);
     }
     let edges = (0..geo.ox0.min(ow)).chain((geo.ox0 + geo.cols_in).max(geo.ox0.min(ow))..ow);
