@@ -168,10 +168,10 @@ fn body<T: Scalar, const B: usize, const S: usize, const FMA: bool>(
             let m = B.min(p.cols - j0);
             for (r, a) in acc.iter().enumerate().take(oh - oy) {
                 let dst = &mut out[(oy + r) * pitch + j0..];
-                if dst.len() >= B {
-                    // Whole vectors: lanes past the block's outputs land on outputs written
-                    // later (this row's right edge, the next rows, which the caller and the
-                    // following groups write after this one).
+                // Whole vectors where the lanes past the row's interior land on outputs
+                // written later: the edges around it (the caller's), or, when the row is one
+                // block, the next row (this group's later rows, or the next group's).
+                if dst.len() >= B && (j0 == 0 || B - m <= pitch - p.cols) {
                     dst[..B].copy_from_slice(a);
                 } else {
                     dst[..m].copy_from_slice(&a[..m]);
