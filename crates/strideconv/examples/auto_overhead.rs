@@ -12,6 +12,8 @@ fn main() {
         (&[512, 512, 5], &[64, 64, 5], Some(2), 2),
         (&[256, 256, 10], &[3, 3, 10], Some(2), 5),
         (&[512, 512], &[65, 65], None, 2),
+        (&[128, 128], &[9, 9], None, 2),
+        (&[256, 256], &[4, 4], None, 2),
     ];
     for &(xs, ks, ca, s) in cases {
         let layout = Layout::Signal {
@@ -24,7 +26,7 @@ fn main() {
         let auto = Plan::<f64>::new(spec.clone(), Method::Auto, None).unwrap();
         let forced = Plan::<f64>::new(spec.clone(), auto.method(), None).unwrap();
         let mut t = [f64::INFINITY; 2];
-        for _ in 0..10 {
+        for _ in 0..200 {
             for (i, p) in [&auto, &forced].iter().enumerate() {
                 let t0 = Instant::now();
                 std::hint::black_box(p.execute(x.view(), k.view()).unwrap());

@@ -193,13 +193,16 @@ impl Runner {
             candidates.extend(candidate);
         }
         check(&problem, &mut records, &mut candidates);
-        for c in candidates {
+        candidates.retain(|c| records[c.slot].status == Status::Ok);
+        for c in &mut candidates {
+            c.output = ArrayD::zeros(ndarray::IxDyn(&[0]));
+        }
+        for c in &candidates {
+            progress.method(records[c.slot].method, "timing");
+        }
+        let timed = time_calls(&candidates, &x, &k);
+        for (c, (seconds, runs, peak)) in candidates.iter().zip(timed) {
             let record = &mut records[c.slot];
-            if record.status != Status::Ok {
-                continue;
-            }
-            progress.method(record.method, "timing");
-            let (seconds, runs, peak) = time_calls(&c.plan, &x, &k, c.first_seconds, c.output);
             record.seconds = Some(seconds);
             record.runs = runs;
             record.peak_bytes = Some(peak.max(c.first_peak));
@@ -355,35 +358,56 @@ fn measured_call(
     (output, seconds, peak)
 }
 
-/// Time repeated calls: best seconds, calls timed, and the largest peak. `kept` is the
-/// checked output, dropped first so that it does not count as live memory.
+/// Time repeated calls of every candidate: best seconds, calls timed, and the largest peak of
+/// each. The checked outputs were dropped before, so they do not count as live memory.
 ///
-/// A short first call is discarded (cold caches, one-time set-up) and followed by an untimed
-/// warm-up; a long one is as good as any and counts as one of the samples. At least two more
+/// A short first call is discarded (cold caches, one-time set-up) and every run of calls starts
+/// with an untimed warm-up; a long first call is as good as any and counts as one of the
+/// samples. At least two more
 /// calls are timed, so that one call slowed by other work on the machine does not decide.
 fn time_calls(
-    plan: &Plan<f64>,
+    candidates: &[Candidate],
     x: &ArrayD<f64>,
     k: &ArrayD<f64>,
-    first: f64,
-    kept: ArrayD<f64>,
-) -> (f64, usize, usize) {
-    drop(kept);
-    let (mut best, mut runs) = if first < WARM_UP_BELOW {
-        drop(plan.execute(x.view(), k.view()));
-        (f64::INFINITY, 0)
-    } else {
-        (first, 1)
-    };
-    let mut peak = 0;
-    for _ in 0..repeats(first) {
-        let (output, seconds, bytes) = measured_call(plan, x, k);
-        drop(output);
-        best = best.min(seconds);
-        peak = peak.max(bytes);
-        runs += 1;
+) -> Vec<(f64, usize, usize)> {
+    // Best time, calls timed, peak bytes.
+    let mut state: Vec<(f64, usize, usize)> = candidates
+        .iter()
+        .map(|c| {
+            if c.first_seconds < WARM_UP_BELOW {
+                (f64::INFINITY, 0, 0)
+            } else {
+                (c.first_seconds, 1, 0)
+            }
+        })
+        .collect();
+    // Two passes, the methods in order and then in reverse, each method's calls back to back
+    // (the steady state of a caller repeating one plan: warm caches, the allocator's memory
+    // reused). A drift in the machine's state then reaches the first and the last methods
+    // alike, and every method is timed both early and late.
+    let order: Vec<usize> = (0..candidates.len())
+        .chain((0..candidates.len()).rev())
+        .collect();
+    for (pass, &i) in order.iter().enumerate() {
+        let (c, s) = (&candidates[i], &mut state[i]);
+        if c.first_seconds < WARM_UP_BELOW {
+            drop(c.plan.execute(x.view(), k.view()));
+        }
+        let calls = repeats(c.first_seconds);
+        let half = if pass < candidates.len() {
+            calls / 2
+        } else {
+            calls - calls / 2
+        };
+        for _ in 0..half.max(1) {
+            let (output, seconds, bytes) = measured_call(&c.plan, x, k);
+            drop(output);
+            s.0 = s.0.min(seconds);
+            s.1 += 1;
+            s.2 = s.2.max(bytes);
+        }
     }
-    (best, runs, peak)
+    state
 }
 
 /// Largest absolute difference allowed between two methods' results: rounding grows with
