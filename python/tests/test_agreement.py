@@ -232,6 +232,11 @@ def test_every_kernel_isa_agrees(isa):
         "out = [sc.correlate(x.astype(t), k.astype(t), stride=s, method=m)\n"
         "       for t in (np.float32, np.float64) for s in (1, 2, 3)\n"
         "       for m in ('direct', 'im2col', 'auto')]\n"
+        "xd, kd = rng.normal(size=(2, 6, 29, 31)), rng.normal(size=(6, 1, 3, 3))\n"
+        "out += [sc.conv2d(xd.astype(t), kd.astype(t), stride=s, padding=1, groups=6,\n"
+        "                  padding_mode=p, method=m)\n"
+        "        for t in (np.float32, np.float64) for s in (1, 2, 3)\n"
+        "        for p in ('zeros', 'reflect') for m in ('direct', 'naive')]\n"
         "np.savez(__import__('sys').argv[1], *out)\n"
         "print(sc.build_info()['kernel_isa'])\n"
     )
@@ -252,4 +257,12 @@ def test_every_kernel_isa_agrees(isa):
                     tol = 1e-4 if t is np.float32 else 1e-11
                     np.testing.assert_allclose(got[f"arr_{i}"], want, rtol=tol, atol=tol * 20)
                     i += 1
+        # Depthwise layers (direct's own plane-by-plane path) against the naive loop.
+        for t in (np.float32, np.float64):
+            tol = 1e-4 if t is np.float32 else 1e-11
+            for _ in range(3 * 2):
+                np.testing.assert_allclose(got[f"arr_{i}"], got[f"arr_{i + 1}"], rtol=tol,
+                                           atol=tol * 20)
+                i += 2
+        assert i == len(got.files)
     os.remove(path)
