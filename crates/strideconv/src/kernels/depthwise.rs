@@ -5,14 +5,15 @@
 //! row path (a padded copy, a phase split, a tap list) costs more than the plane's
 //! arithmetic. Here each tap reads `B` outputs' inputs directly from the input row, `S`
 //! apart (a stride-2 read is two vector loads and one permute, which the compiler emits for
-//! the fixed-size gather below), and four output rows are computed together so four
-//! independent accumulators hide the FMA latency.
+//! the fixed-size gather below), and two output rows are computed together (two independent
+//! accumulators; four were no faster on 28² planes and slower on 112² ones, where fewer rows
+//! per group also make the prefetch of the group after next arrive in time).
 
 use super::{isa, Isa};
 use crate::Scalar;
 
 /// Output rows computed together.
-const R: usize = 4;
+const R: usize = 2;
 
 /// Where a plane's padded rows are: row `r` is `main[offs[r] + shift..]`, or, when `offs[r]`
 /// has [`Rows::EXTRA`] set, `extra[offs[r] − EXTRA..]` (a row of the constant, or a row
