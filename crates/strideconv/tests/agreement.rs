@@ -11,27 +11,9 @@ use strideconv::{
     compute, ConvSpec, Element, Layout, Method, Op, Options, PadMode, Padding, Run, Scalar,
 };
 
-/// A small deterministic generator: cases are derived from one seed proptest draws.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.below(hi - lo + 1)
-    }
-    fn value(&mut self) -> i64 {
-        self.range(0, 18) as i64 - 9
-    }
-}
+mod common;
+// Cases are derived from one seed proptest draws.
+use common::Rng;
 
 #[derive(Debug, Clone)]
 struct Case {

@@ -9,18 +9,8 @@ use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 use num_complex::Complex64;
 use strideconv::{compute, Element, Layout, Method, Options, Padding, Run, Scalar};
 
-/// splitmix64, for reproducible values in [-1, 1].
-struct Rng(u64);
-impl Rng {
-    fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-    }
-}
+mod common;
+use common::Rng;
 
 fn random<T: Scalar>(shape: &[usize], rng: &mut Rng) -> ArrayD<T> {
     ArrayD::from_shape_simple_fn(IxDyn(shape), || T::from_f64(rng.unit()))
