@@ -103,14 +103,7 @@ fn random_case(rng: &mut Rng, long_rows: bool) -> Case {
         let cout = groups * rng.range(1, 3);
         let batch = rng.range(1, 2);
         let channels_last = rng.below(2) == 0;
-        let mut xs = vec![batch];
-        if channels_last {
-            xs.extend(&n);
-            xs.push(cin);
-        } else {
-            xs.push(cin);
-            xs.extend(&n);
-        }
+        let xs = common::batched_shape(batch, cin, &n, channels_last);
         let mut ks = vec![cout, cin / groups];
         ks.extend(&f);
         (

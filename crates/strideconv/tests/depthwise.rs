@@ -51,14 +51,7 @@ fn problem(rng: &mut Rng) -> (Vec<usize>, Vec<usize>, Layout, Options) {
         })
         .collect();
     let channels_last = rng.range(0, 1) == 0;
-    let mut xs = vec![batch];
-    if channels_last {
-        xs.extend(&n);
-        xs.push(c);
-    } else {
-        xs.push(c);
-        xs.extend(&n);
-    }
+    let xs = common::batched_shape(batch, c, &n, channels_last);
     let mut ks = vec![c, 1];
     ks.extend(&f);
     let opts = Options {

@@ -34,3 +34,21 @@ impl Rng {
         (self.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
     }
 }
+
+/// The shape of a batched input: `(N, C, *n)`, or `(N, *n, C)` with channels last.
+pub fn batched_shape(
+    batch: usize,
+    channels: usize,
+    n: &[usize],
+    channels_last: bool,
+) -> Vec<usize> {
+    let mut xs = vec![batch];
+    if channels_last {
+        xs.extend(n);
+        xs.push(channels);
+    } else {
+        xs.push(channels);
+        xs.extend(n);
+    }
+    xs
+}
