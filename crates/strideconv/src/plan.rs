@@ -362,6 +362,12 @@ impl<T: Scalar> Plan<T> {
                 let _ = writeln!(t);
             }
         }
+        if self.depthwise {
+            let _ = writeln!(
+                t,
+                "direct runs plane by plane on the unpadded input (depthwise path)"
+            );
+        }
         if let Some((m, _)) = &self.finite_fallback {
             let _ = writeln!(
                 t,
