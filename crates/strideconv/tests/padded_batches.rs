@@ -163,3 +163,28 @@ fn fft_transforms_spread_over_threads_add_up() {
         }
     }
 }
+
+#[test]
+fn direct_buffers_kept_between_calls_do_not_leak_into_results() {
+    // Each thread keeps direct's row buffers from one call to the next (method/direct.rs):
+    // a large problem leaves a long buffer of its values behind, the smaller ones after it
+    // must read only their own.
+    let layout = Layout::Signal {
+        channel_axis: None,
+        kernel_broadcast: false,
+    };
+    for (i, (n, f, s)) in [(300, 9, 2), (40, 3, 1), (97, 5, 3), (300, 4, 2), (23, 7, 2)]
+        .into_iter()
+        .enumerate()
+    {
+        let x = data(&[n, n + 3], 20 + i as u64);
+        let k = data(&[f, f], 40 + i as u64);
+        let opts = Options::strided(s);
+        let solve = |run| compute(x.view(), k.view(), layout.clone(), &opts, run).unwrap();
+        let want = solve(on(Method::Naive, 1));
+        for _ in 0..2 {
+            let off = worst(&solve(on(Method::Direct, 1)), &want);
+            assert!(off < 1e-4, "{n}² {f}×{f}/{s}: off by {off}");
+        }
+    }
+}
