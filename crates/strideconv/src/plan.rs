@@ -227,6 +227,7 @@ impl<T: Scalar> Plan<T> {
             Some(t) => t,
             None => method::default_threads(),
         };
+        crate::kernels::keep_freed_memory();
         let scales = wisdom::scales();
         let estimates: Vec<Estimate> = Method::ALL
             .iter()
