@@ -188,3 +188,51 @@ fn direct_buffers_kept_between_calls_do_not_leak_into_results() {
         }
     }
 }
+
+#[test]
+fn fft_plans_transform_every_new_kernel() {
+    // An FFT plan remembers the spectra of the last kernel it saw (method/fft.rs). Another
+    // kernel of the same shape, the first one again, and groups whose kernels alternate
+    // within one call must each be transformed anew.
+    use strideconv::{ConvSpec, Plan};
+    let layout = Layout::Signal {
+        channel_axis: None,
+        kernel_broadcast: false,
+    };
+    let x = data(&[90, 70], 1);
+    let (k1, k2) = (data(&[21, 17], 2), data(&[21, 17], 3));
+    let opts = Options::strided(2);
+    for method in [Method::Fft, Method::FftFull] {
+        let spec = ConvSpec::new(x.shape(), k1.shape(), layout.clone(), &opts).unwrap();
+        let plan = Plan::<f32>::new(spec, method, Some(1)).unwrap();
+        for k in [&k1, &k2, &k1, &k2] {
+            let want = compute(
+                x.view(),
+                k.view(),
+                layout.clone(),
+                &opts,
+                on(Method::Naive, 1),
+            )
+            .unwrap();
+            let off = worst(&plan.execute(x.view(), k.view()).unwrap(), &want);
+            assert!(off < 1e-3, "{method}: off by {off}");
+        }
+    }
+    // Two groups of a batch of three: the blocks alternate between two kernels.
+    let xb = data(&[3, 2, 40, 36], 4);
+    let kb = data(&[2, 1, 9, 7], 5);
+    let opts = Options {
+        stride: vec![2],
+        groups: 2,
+        ..Options::default()
+    };
+    let layout = Layout::Batched {
+        channels_last: false,
+    };
+    let solve = |run| compute(xb.view(), kb.view(), layout.clone(), &opts, run).unwrap();
+    let want = solve(on(Method::Naive, 1));
+    for threads in [1, 2] {
+        let off = worst(&solve(on(Method::Fft, threads)), &want);
+        assert!(off < 1e-3, "groups on {threads} threads: off by {off}");
+    }
+}

@@ -17,6 +17,7 @@
 //! saves the transposes back; only the inverse undoes them. Rows are transformed on the
 //! plan's threads.
 
+use std::any::Any;
 use std::sync::{Arc, Mutex};
 
 use ndarray::{s, ArrayView5, ArrayViewMut5};
@@ -400,6 +401,44 @@ impl<F: FftNum + Float> Transforms<F> {
 pub(crate) struct FftMethod<F: FftNum> {
     polyphase: bool,
     planners: Mutex<(FftPlanner<F>, RealFftPlanner<F>)>,
+    /// The kernel spectra of the last kernel seen ([`KernelSpectra`] of the plan's type):
+    /// a plan called again with an equal kernel, or on the next image of a batch, transforms
+    /// only the input.
+    spectra: Mutex<Option<Box<dyn Any + Send + Sync>>>,
+}
+
+/// Every kernel spectrum of one run, shared between the plan's memory and the run.
+type SpectraSet<F> = Arc<Vec<Option<Vec<C<F>>>>>;
+
+/// Kernel spectra in the order of `run` (`((phase·cin + c)·cout + o)`, `None` for a phase
+/// without taps), with everything they were computed from.
+struct KernelSpectra<T: FftScalar> {
+    shape: Vec<usize>,
+    values: Vec<T>,
+    m: [usize; SPATIAL],
+    phases: Vec<[usize; SPATIAL]>,
+    stride: [usize; SPATIAL],
+    dilation: [usize; SPATIAL],
+    spectra: SpectraSet<T::F>,
+}
+
+impl<T: FftScalar> KernelSpectra<T> {
+    /// True when these are the spectra of kernel `k` on this geometry. A kernel holding NaN
+    /// never matches (NaN ≠ NaN) and is transformed again, which is only slower.
+    fn matches(
+        &self,
+        k: &ArrayView5<'_, T>,
+        m: [usize; SPATIAL],
+        phases: &[[usize; SPATIAL]],
+        g: &Geom,
+    ) -> bool {
+        self.m == m
+            && self.phases == phases
+            && self.stride == g.stride
+            && self.dilation == g.dilation
+            && self.shape == k.shape()
+            && self.values.iter().eq(k.iter())
+    }
 }
 
 impl<F: FftNum + Float> FftMethod<F> {
@@ -407,6 +446,7 @@ impl<F: FftNum + Float> FftMethod<F> {
         FftMethod {
             polyphase,
             planners: Mutex::new((FftPlanner::new(), RealFftPlanner::new())),
+            spectra: Mutex::new(None),
         }
     }
 
@@ -572,41 +612,72 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
             spec: Vec::new(),
             tmp: Vec::new(),
         };
-        // Kernel spectra, once per call: index ((p·cin + c)·cout + o); None where a phase is empty.
+        // Kernel spectra: index ((p·cin + c)·cout + o); None where a phase is empty. Remembered
+        // from the last block or call when the kernel and the geometry are equal.
         let keep = setup.phases.len() * cin * cout * spec_len <= KEPT_KERNEL_SPECTRA;
         let coarse = coarse && keep;
-        let mut kspec: Vec<Option<Vec<C<T::F>>>> = Vec::new();
         let new_work = || Work::<T> {
             data: vec![T::zero(); size],
             real: Vec::new(),
             spec: Vec::new(),
             tmp: Vec::new(),
         };
-        if coarse {
-            let jobs: Vec<([usize; SPATIAL], usize, usize)> = (setup.phases.iter())
-                .flat_map(|&p| (0..cin).flat_map(move |c| (0..cout).map(move |o| (p, c, o))))
-                .collect();
-            kspec = jobs
-                .into_par_iter()
-                .map_init(new_work, |w, (p, c, o)| {
-                    setup.fill_kernel(&mut w.data, o, c, p).then(|| {
-                        w.forward(t);
-                        w.spec.clone()
-                    })
-                })
-                .collect();
-        } else if keep {
-            for &p in &setup.phases {
-                for c in 0..cin {
-                    for o in 0..cout {
-                        kspec.push(setup.fill_kernel(&mut w.data, o, c, p).then(|| {
-                            w.forward(t);
-                            w.spec.clone()
-                        }));
+        let remembered = if keep {
+            let slot = self.spectra.lock().unwrap_or_else(|e| e.into_inner());
+            slot.as_ref()
+                .and_then(|b| b.downcast_ref::<KernelSpectra<T>>())
+                .filter(|c| c.matches(&k, m, &setup.phases, g))
+                .map(|c| c.spectra.clone())
+        } else {
+            None
+        };
+        let kspec: SpectraSet<T::F> = match remembered {
+            Some(spectra) => spectra,
+            None => {
+                let mut kspec: Vec<Option<Vec<C<T::F>>>> = Vec::new();
+                if coarse {
+                    let jobs: Vec<([usize; SPATIAL], usize, usize)> = (setup.phases.iter())
+                        .flat_map(|&p| {
+                            (0..cin).flat_map(move |c| (0..cout).map(move |o| (p, c, o)))
+                        })
+                        .collect();
+                    kspec = jobs
+                        .into_par_iter()
+                        .map_init(new_work, |w, (p, c, o)| {
+                            setup.fill_kernel(&mut w.data, o, c, p).then(|| {
+                                w.forward(t);
+                                w.spec.clone()
+                            })
+                        })
+                        .collect();
+                } else if keep {
+                    for &p in &setup.phases {
+                        for c in 0..cin {
+                            for o in 0..cout {
+                                kspec.push(setup.fill_kernel(&mut w.data, o, c, p).then(|| {
+                                    w.forward(t);
+                                    w.spec.clone()
+                                }));
+                            }
+                        }
                     }
                 }
+                let kspec = Arc::new(kspec);
+                if keep {
+                    let entry = KernelSpectra::<T> {
+                        shape: k.shape().to_vec(),
+                        values: k.iter().copied().collect(),
+                        m,
+                        phases: setup.phases.clone(),
+                        stride: g.stride,
+                        dilation: g.dilation,
+                        spectra: kspec.clone(),
+                    };
+                    *self.spectra.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(entry));
+                }
+                kspec
             }
-        }
+        };
         let mut xs: Vec<C<T::F>> = Vec::new();
         let mut acc = vec![zero; spec_len * cout];
         let scale = T::F::one()
