@@ -230,7 +230,9 @@ def seed_section(rows, peaks: Peaks) -> list[str]:
             "stride 2. `seed-3d-c10-s5`: n×n×10 with f×f×10, stride 5 (channel axis summed). "
             "Peers limited to the same thread count (BLAS via threadpoolctl, scipy.fft workers, "
             "torch.set_num_threads). `skip` = over the per-call time or memory budget "
-            "(estimated, not run)."
+            "(estimated, not run). strideconv's timed calls alternate between k and −k: an "
+            "FFT plan keeps the spectra of the last kernel it saw, and this way no call reuses "
+            "them (the peers transform the kernel on every call too)."
         ),
         "",
     ]
