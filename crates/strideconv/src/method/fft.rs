@@ -623,11 +623,18 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
             tmp: Vec::new(),
         };
         let remembered = if keep {
-            let slot = self.spectra.lock().unwrap_or_else(|e| e.into_inner());
-            slot.as_ref()
+            let mut slot = self.spectra.lock().unwrap_or_else(|e| e.into_inner());
+            let hit = slot
+                .as_ref()
                 .and_then(|b| b.downcast_ref::<KernelSpectra<T>>())
                 .filter(|c| c.matches(&k, m, &setup.phases, g))
-                .map(|c| c.spectra.clone())
+                .map(|c| c.spectra.clone());
+            if hit.is_none() {
+                // Freed before the new spectra are made, so they reuse its memory (cache-warm
+                // and without growing the heap).
+                *slot = None;
+            }
+            hit
         } else {
             None
         };
