@@ -9,7 +9,7 @@
 //! accumulators; four were no faster on 28² planes and slower on 112² ones, where fewer rows
 //! per group also make the prefetch of the group after next arrive in time).
 
-use super::{isa, Isa};
+use super::{isa, mac, Isa};
 use crate::Scalar;
 
 /// Output rows computed together.
@@ -206,15 +206,6 @@ fn load<T: Scalar, const B: usize, const S: usize>(row: &[T], at: usize, sw: usi
         }
     }
     v
-}
-
-#[inline(always)]
-fn mac<T: Scalar, const FMA: bool>(acc: T, w: T, x: T) -> T {
-    if FMA {
-        acc.fused_mul_add(w, x)
-    } else {
-        acc + w * x
-    }
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -5,7 +5,7 @@
 //! so each kernel vector loaded serves four input vectors; eight lanes per accumulator keep
 //! the loop vectorised for any element type.
 
-use super::{isa, Isa};
+use super::{isa, mac, Isa};
 use crate::Scalar;
 
 const LANES: usize = 8;
@@ -40,15 +40,6 @@ unsafe fn avx512<T: Scalar>(x: &[T], starts: &[usize], k: &[T], out: &mut [T]) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn avx2<T: Scalar>(x: &[T], starts: &[usize], k: &[T], out: &mut [T]) {
     body::<T, true>(x, starts, k, out)
-}
-
-#[inline(always)]
-fn mac<T: Scalar, const FMA: bool>(acc: T, a: T, b: T) -> T {
-    if FMA {
-        acc.fused_mul_add(a, b)
-    } else {
-        acc + a * b
-    }
 }
 
 #[inline(always)]

@@ -131,6 +131,17 @@ pub(crate) fn rows<T: Scalar>(buf: &[T], starts: &[usize], weights: &[T], out: &
 /// Row padding (in elements) callers leave after every row buffer: the widest chunk.
 pub(crate) const PAD: usize = 128;
 
+/// `acc + a·b`, fused (one rounding) when `FMA`: only in code compiled for CPUs with FMA,
+/// where it is one instruction. Every kernel body accumulates through it.
+#[inline(always)]
+fn mac<T: Scalar, const FMA: bool>(acc: T, a: T, b: T) -> T {
+    if FMA {
+        acc.fused_mul_add(a, b)
+    } else {
+        acc + a * b
+    }
+}
+
 /// The kernel body; `FMA` selects fused multiply-add for floats (only where the CPU has it).
 #[inline(always)]
 fn rows_body<T: Scalar, const B: usize, const FMA: bool>(
@@ -146,11 +157,7 @@ fn rows_body<T: Scalar, const B: usize, const FMA: bool>(
         for (&s, &w) in starts.iter().zip(weights) {
             let src: &[T; B] = buf[s + j0..s + j0 + B].try_into().expect("B elements");
             for j in 0..B {
-                acc[j] = if FMA {
-                    acc[j].fused_mul_add(w, src[j])
-                } else {
-                    acc[j] + w * src[j]
-                };
+                acc[j] = mac::<T, FMA>(acc[j], w, src[j]);
             }
         }
         let m = B.min(n - j0);
