@@ -426,12 +426,16 @@ impl<T: Scalar> Plan<T> {
         }
         let kc = view::prepare_kernel::<E>(s, view::kernel_view(s, k));
         let kernel_finite = self.finite_fallback.is_none() || !view::has_non_finite(&kc.view());
-        let mut out = ArrayD::<T>::zeros(IxDyn(&s.out_shape()));
+        // Small problems are not worth waking a pool.
+        let threads = if s.macs() < 2e5 { 1 } else { self.threads };
+        let shape = s.out_shape();
+        let n = shape.iter().product();
+        let mut out =
+            ArrayD::from_shape_vec(IxDyn(&shape), crate::kernels::zeroed::<T>(n, threads))
+                .expect("the output's length is its shape's product");
         if let Some(data) = out.as_slice_memory_order() {
             crate::kernels::advise_huge(data);
         }
-        // Small problems are not worth waking a pool.
-        let threads = if s.macs() < 2e5 { 1 } else { self.threads };
         // A padded copy of a large batch is made a few images at a time: the copy stays
         // within cache-friendly, reusable memory instead of fresh pages on every call.
         let x5 = view::input_view(s, x);

@@ -413,7 +413,7 @@ impl ConvSpec {
                     ));
                 }
                 let c_out = k_shape[0];
-                if c_out % g != 0 {
+                if !c_out.is_multiple_of(g) {
                     return Err(invalid(
                         "groups",
                         g,

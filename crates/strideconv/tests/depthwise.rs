@@ -226,3 +226,59 @@ fn depthwise_direct_on_planes_smaller_than_a_vector_block() {
         assert!(off < 1e-5, "{hw}² plane, {f}×{f} kernel: off by {off}");
     }
 }
+
+#[test]
+fn depthwise_constant_padding_on_every_row_width() {
+    // Constant padding takes the masked AVX-512 kernel where the CPU has it (float32 and
+    // float64, column stride 1 or 2): rows of 1 to 70 columns span zero to five vector
+    // blocks and every partial block, and a non-zero constant tests the masked lanes' fill.
+    let mut rng = Rng(31);
+    for w in (1..=70).step_by(3) {
+        for (f, stride, dil) in [
+            (3, 2, 1),
+            (3, 1, 1),
+            (2, 2, 1),
+            (5, 2, 2),
+            (4, 1, 1),
+            (1, 2, 1),
+        ] {
+            let h = rng.range(1, 20);
+            let pad = rng.range(0, 3);
+            let cval = if w % 2 == 0 { 0.0 } else { 1.5 };
+            let opts = Options {
+                stride: vec![stride],
+                dilation: vec![dil],
+                padding: Padding::Uniform(pad, pad),
+                cval,
+                groups: 5,
+                ..Options::default()
+            };
+            let layout = Layout::Batched {
+                channels_last: false,
+            };
+            let xs = [2, 5, h, w];
+            let off32 = compare::<f32, _>(
+                random(&xs, &mut rng, |a, _| a as f32),
+                random(&[5, 1, f, f], &mut rng, |a, _| a as f32),
+                &layout,
+                &opts,
+                |v: &f32| v.abs() as f64,
+            );
+            let off64 = compare::<f64, _>(
+                random(&xs, &mut rng, |a, _| a),
+                random(&[5, 1, f, f], &mut rng, |a, _| a),
+                &layout,
+                &opts,
+                |v: &f64| v.abs(),
+            );
+            for (off, tol) in [(off32, 1e-5), (off64, 1e-12)] {
+                if let Some(off) = off {
+                    assert!(
+                        off < tol,
+                        "{h}×{w}, {f}×{f}/{stride} dil {dil} pad {pad}: off by {off}"
+                    );
+                }
+            }
+        }
+    }
+}

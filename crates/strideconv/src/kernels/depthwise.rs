@@ -240,7 +240,7 @@ mod wide {
 
 /// Hint that `data` will be read soon (every cache line of it).
 #[inline(always)]
-fn prefetch<T>(data: &[T]) {
+pub(super) fn prefetch<T>(data: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};

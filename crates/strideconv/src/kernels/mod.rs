@@ -18,13 +18,16 @@ mod depthwise;
 mod dots;
 mod fill;
 mod gemm;
+mod masked;
 mod pages;
 mod split;
+use depthwise::prefetch;
 pub(crate) use depthwise::{interior as depthwise, Interior, Rows};
 pub(crate) use dots::dots;
 pub(crate) use fill::{planes as fill_planes, Filler};
 pub(crate) use gemm::{gemm, supported as gemm_supported};
-pub(crate) use pages::{advise_huge, advise_huge_capacity, keep_freed_memory};
+pub(crate) use masked::{masked, supported as masked_supported, Masked};
+pub(crate) use pages::{advise_huge, advise_huge_capacity, keep_freed_memory, zeroed};
 pub(crate) use split::deinterleave;
 
 /// The instruction sets the kernels are compiled for.

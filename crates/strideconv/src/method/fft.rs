@@ -804,5 +804,5 @@ fn multiply_add<F: FftNum>(acc: &mut [C<F>], a: &[C<F>], b: &[C<F>], threads: bo
 #[inline]
 fn tap(j: usize, p: usize, q: usize, dil: usize, f: usize) -> Option<usize> {
     let t = j * q + p;
-    (t % dil == 0 && t / dil < f).then_some(t / dil)
+    (t.is_multiple_of(dil) && t / dil < f).then_some(t / dil)
 }

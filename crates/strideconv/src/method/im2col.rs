@@ -456,7 +456,7 @@ fn run_tile<T: Scalar>(
         .as_ref()
         .is_none_or(|d| d.strides()[1].unsigned_abs() < d.strides()[0].unsigned_abs());
     let ld =
-        if !geo.channels_last && positions_fast && p % lanes != 0 && kernels::gemm_supported::<T>()
+        if !geo.channels_last && positions_fast && !p.is_multiple_of(lanes) && kernels::gemm_supported::<T>()
         {
             p.next_multiple_of(lanes)
         } else {

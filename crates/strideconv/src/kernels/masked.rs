@@ -1,0 +1,422 @@
+//! The AVX-512 depthwise kernel for constant padding: masked loads instead of copies.
+//!
+//! A depthwise layer's planes are small (often 14 to 56 outputs a row), so any per-row set-up
+//! (a padded copy, a phase split, scalar edge columns) costs more than the row's arithmetic.
+//! With AVX-512 a load can be masked: lanes whose column falls in the padding are not read
+//! and take the pad constant instead, so every output, edges included, is one vector
+//! expression straight from the unpadded input rows. A stride-2 read is two masked loads and
+//! one two-source permute that keeps the even lanes. Four output rows are summed together
+//! (four independent accumulators), and each output block is stored with a lane mask, so
+//! rows of any width are written exactly.
+//!
+//! Written with intrinsics because the masks are the point: the compiler does not turn the
+//! portable kernels' bounds handling into masked loads.
+
+use std::any::TypeId;
+use std::ops::Range;
+
+use super::{isa, Isa};
+use crate::Scalar;
+
+/// Consecutive channels' planes and kernels: `x` holds planes of `h × w`, `k` kernels of
+/// `kh × kw`, each row-major and one after the other.
+pub(crate) struct Masked<'a, T> {
+    pub x: &'a [T],
+    pub h: usize,
+    pub w: usize,
+    pub k: &'a [T],
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    /// Padding before the first row and column.
+    pub top: usize,
+    pub left: usize,
+    pub cval: T,
+}
+
+/// Whether [`masked`] computes planes of `T` with column stride `sw` on this CPU.
+pub(crate) fn supported<T: Scalar>(sw: usize) -> bool {
+    let ty = TypeId::of::<T>();
+    isa() == Isa::Avx512
+        && (1..=2).contains(&sw)
+        && (ty == TypeId::of::<f32>() || ty == TypeId::of::<f64>())
+}
+
+/// Output rows `ys` of every channel (`out`: one `ys.len() × ow` plane per channel,
+/// row-major): `out[oy, ox] = Σ_{ky,kx} k[ky, kx] · xp[oy·sh + ky·dh, ox·sw + kx·dw]`, where
+/// `xp` is the channel's plane padded with `cval` (`top` rows and `left` columns before it, as
+/// many after as needed). The number of channels is `k.len() / (kh·kw)`.
+///
+/// Panics unless [`supported`] holds, or when `out` or `x` is too short.
+pub(crate) fn masked<T: Scalar>(p: &Masked<'_, T>, out: &mut [T], ys: Range<usize>, ow: usize) {
+    assert!(supported::<T>(p.sw), "masked kernel not available");
+    let taps = p.kh * p.kw;
+    assert!(taps > 0 && p.k.len().is_multiple_of(taps), "kernels of kh × kw");
+    let nc = p.k.len() / taps;
+    assert!(p.x.len() >= nc * p.h * p.w, "planes too short");
+    assert!(out.len() >= nc * ys.len() * ow, "output too short");
+    if nc == 0 || ys.is_empty() || ow == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let ty = TypeId::of::<T>();
+        let len = out.len();
+        // SAFETY (both arms): `T` is exactly the type it is reinterpreted as (same size and
+        // alignment, plain data), and `supported` saw AVX-512 F (with VL and FMA) detected;
+        // the lengths were checked above.
+        if ty == TypeId::of::<f32>() {
+            let p = unsafe { cast::<T, f32>(p) };
+            let out = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), len) };
+            unsafe { avx512::planes::<f32>(&p, nc, out, ys, ow) }
+        } else {
+            let p = unsafe { cast::<T, f64>(p) };
+            let out = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), len) };
+            unsafe { avx512::planes::<f64>(&p, nc, out, ys, ow) }
+        }
+    }
+}
+
+/// The same description with the element type `U`.
+///
+/// # Safety
+/// `T` and `U` must be the same type.
+#[cfg(target_arch = "x86_64")]
+unsafe fn cast<'a, T: Copy, U: Copy>(p: &Masked<'a, T>) -> Masked<'a, U> {
+    let sl = |s: &'a [T]| -> &'a [U] {
+        // SAFETY: the caller's promise: `U` is `T`.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast(), s.len()) }
+    };
+    Masked {
+        x: sl(p.x),
+        h: p.h,
+        w: p.w,
+        k: sl(p.k),
+        kh: p.kh,
+        kw: p.kw,
+        sh: p.sh,
+        sw: p.sw,
+        dh: p.dh,
+        dw: p.dw,
+        top: p.top,
+        left: p.left,
+        // SAFETY: as above.
+        cval: unsafe { std::mem::transmute_copy(&p.cval) },
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+    use std::ops::Range;
+
+    use super::Masked;
+
+    /// Output rows summed together: eight independent accumulators cover the latency of
+    /// the fused multiply-adds (four rows ran at half the speed on 28² planes).
+    const R: usize = 8;
+
+    /// Row offset of a row of the pad constant in the rows table.
+    const CONSTANT: usize = usize::MAX;
+
+    /// One AVX-512 register of an element type, and the operations the kernel needs.
+    pub(super) trait Lanes: Copy {
+        type V: Copy;
+        const N: usize;
+        unsafe fn splat(v: Self) -> Self::V;
+        unsafe fn zero() -> Self::V;
+        /// `N` elements from `p + at` (lanes outside `mask` are not read: they take `fill`,
+        /// or zero when `Z`).
+        unsafe fn load<const Z: bool>(
+            fill: Self::V,
+            mask: u32,
+            p: *const Self,
+            at: isize,
+        ) -> Self::V;
+        /// The even lanes of `lo` then of `hi`.
+        unsafe fn evens(lo: Self::V, hi: Self::V) -> Self::V;
+        /// The odd lanes of `lo` then of `hi`.
+        unsafe fn odds(lo: Self::V, hi: Self::V) -> Self::V;
+        /// Lanes 1.. of `v`, then lane 0 of `last`.
+        unsafe fn next(v: Self::V, last: Self::V) -> Self::V;
+        unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+        unsafe fn store(p: *mut Self, mask: u32, v: Self::V);
+    }
+
+    impl Lanes for f32 {
+        type V = __m512;
+        const N: usize = 16;
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> __m512 {
+            _mm512_set1_ps(v)
+        }
+        #[inline(always)]
+        unsafe fn zero() -> __m512 {
+            _mm512_setzero_ps()
+        }
+        #[inline(always)]
+        unsafe fn load<const Z: bool>(fill: __m512, mask: u32, p: *const f32, at: isize) -> __m512 {
+            // SAFETY (caller): every lane in `mask` is within the plane; the others are not
+            // accessed, so their addresses may lie outside it (computed without `offset`).
+            let (m, a) = (mask as __mmask16, p.wrapping_offset(at));
+            unsafe {
+                if Z {
+                    _mm512_maskz_loadu_ps(m, a)
+                } else {
+                    _mm512_mask_loadu_ps(fill, m, a)
+                }
+            }
+        }
+        #[inline(always)]
+        unsafe fn evens(lo: __m512, hi: __m512) -> __m512 {
+            let idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+            _mm512_permutex2var_ps(lo, idx, hi)
+        }
+        #[inline(always)]
+        unsafe fn odds(lo: __m512, hi: __m512) -> __m512 {
+            let idx = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+            _mm512_permutex2var_ps(lo, idx, hi)
+        }
+        #[inline(always)]
+        unsafe fn next(v: __m512, last: __m512) -> __m512 {
+            let idx = _mm512_set_epi32(16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1);
+            _mm512_permutex2var_ps(v, idx, last)
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+            _mm512_fmadd_ps(a, b, c)
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, mask: u32, v: __m512) {
+            // SAFETY (caller): every lane in `mask` is within the output.
+            unsafe { _mm512_mask_storeu_ps(p, mask as __mmask16, v) }
+        }
+    }
+
+    impl Lanes for f64 {
+        type V = __m512d;
+        const N: usize = 8;
+        #[inline(always)]
+        unsafe fn splat(v: f64) -> __m512d {
+            _mm512_set1_pd(v)
+        }
+        #[inline(always)]
+        unsafe fn zero() -> __m512d {
+            _mm512_setzero_pd()
+        }
+        #[inline(always)]
+        unsafe fn load<const Z: bool>(
+            fill: __m512d,
+            mask: u32,
+            p: *const f64,
+            at: isize,
+        ) -> __m512d {
+            // SAFETY (caller): as for f32.
+            let (m, a) = (mask as __mmask8, p.wrapping_offset(at));
+            unsafe {
+                if Z {
+                    _mm512_maskz_loadu_pd(m, a)
+                } else {
+                    _mm512_mask_loadu_pd(fill, m, a)
+                }
+            }
+        }
+        #[inline(always)]
+        unsafe fn evens(lo: __m512d, hi: __m512d) -> __m512d {
+            let idx = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+            _mm512_permutex2var_pd(lo, idx, hi)
+        }
+        #[inline(always)]
+        unsafe fn odds(lo: __m512d, hi: __m512d) -> __m512d {
+            let idx = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
+            _mm512_permutex2var_pd(lo, idx, hi)
+        }
+        #[inline(always)]
+        unsafe fn next(v: __m512d, last: __m512d) -> __m512d {
+            let idx = _mm512_set_epi64(8, 7, 6, 5, 4, 3, 2, 1);
+            _mm512_permutex2var_pd(v, idx, last)
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
+            _mm512_fmadd_pd(a, b, c)
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f64, mask: u32, v: __m512d) {
+            // SAFETY (caller): as for f32.
+            unsafe { _mm512_mask_storeu_pd(p, mask as __mmask8, v) }
+        }
+    }
+
+    /// Lanes `l < n` whose column `c0 + l` lies in `0..w`.
+    fn lanes(c0: isize, w: isize, n: usize) -> u32 {
+        let (lo, hi) = (-c0, w - c0);
+        let (lo, hi) = (
+            lo.clamp(0, n as isize) as u32,
+            hi.clamp(0, n as isize) as u32,
+        );
+        if hi <= lo {
+            0
+        } else {
+            let ones = |k: u32| if k >= 32 { u32::MAX } else { (1u32 << k) - 1 };
+            ones(hi) & !ones(lo)
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512 F (and VL, FMA); `p.sw` is 1 or 2; `p.x` holds `nc`
+    /// planes of `h·w` elements, `p.k` `nc` kernels of `kh·kw`, `out` `nc` planes of
+    /// `ys.len()·ow` (checked by the caller).
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub(super) unsafe fn planes<T: Lanes + PartialEq + Default>(
+        p: &Masked<'_, T>,
+        nc: usize,
+        out: &mut [T],
+        ys: Range<usize>,
+        ow: usize,
+    ) {
+        let n = T::N;
+        let (w, h) = (p.w as isize, p.h as isize);
+        let blocks = ow.div_ceil(n);
+        let oh = ys.len();
+        let groups = oh.div_ceil(R);
+        // Per output block and kernel column: the first column read and the lanes of the
+        // block's one or two loads inside the row.
+        let mut cols = Vec::with_capacity(blocks * p.kw);
+        for b in 0..blocks {
+            for kx in 0..p.kw {
+                let c0 = (b * n * p.sw + kx * p.dw) as isize - p.left as isize;
+                let m1 = if p.sw == 2 {
+                    lanes(c0 + n as isize, w, n)
+                } else {
+                    0
+                };
+                cols.push((c0, lanes(c0, w, n), m1));
+            }
+        }
+        // Per group of output rows and kernel row: each row's offset in the plane, or
+        // CONSTANT for a row of the pad constant (and for rows past the last, whose sums are
+        // dropped).
+        let mut rows = Vec::with_capacity(groups * p.kh * R);
+        for g in 0..groups {
+            for ky in 0..p.kh {
+                for r in 0..R {
+                    let oy = g * R + r;
+                    let iy = ((ys.start + oy) * p.sh + ky * p.dh) as isize - p.top as isize;
+                    let inside = oy < oh && (0..h).contains(&iy);
+                    rows.push(if inside { iy as usize * p.w } else { CONSTANT });
+                }
+            }
+        }
+        // Rows of the constant are read from this row, with the same masks as input rows.
+        let constant = vec![p.cval; p.w];
+        if p.cval == T::default() {
+            unsafe { run::<T, true>(p, nc, out, ys, ow, &cols, &rows, &constant) }
+        } else {
+            unsafe { run::<T, false>(p, nc, out, ys, ow, &cols, &rows, &constant) }
+        }
+    }
+
+    /// The sums of [`planes`], with the tables it made; `Z`: the pad constant is zero.
+    ///
+    /// # Safety
+    /// As for [`planes`]; `cols` and `rows` as it makes them.
+    #[inline(always)]
+    unsafe fn run<T: Lanes, const Z: bool>(
+        p: &Masked<'_, T>,
+        nc: usize,
+        out: &mut [T],
+        ys: Range<usize>,
+        ow: usize,
+        cols: &[(isize, u32, u32)],
+        rows: &[usize],
+        constant: &[T],
+    ) {
+        let n = T::N;
+        let cv = unsafe { T::splat(p.cval) };
+        let blocks = ow.div_ceil(n);
+        let oh = ys.len();
+        let groups = oh.div_ceil(R);
+        let three = p.sw == 2 && p.dw == 1 && p.kw == 3;
+        let (plane_in, plane_out, taps) = (p.h * p.w, oh * ow, p.kh * p.kw);
+        for c in 0..nc {
+            let x = &p.x[c * plane_in..][..plane_in];
+            let o = unsafe { out.as_mut_ptr().add(c * plane_out) };
+            let k = &p.k[c * taps..][..taps];
+            for g in 0..groups {
+                // Ask for the input rows the next group adds (past the plane's end: the next
+                // channel's first rows). Large planes come from memory, and the hardware
+                // prefetcher does not follow the group's many short row streams in time.
+                let next =
+                    ((ys.start + g * R + R) * p.sh + (p.kh - 1) * p.dh).saturating_sub(p.top);
+                let from = (c * plane_in + next * p.w).min(p.x.len());
+                let to = (from + R * p.sh * p.w).min(p.x.len());
+                // A share with each output block, so few requests are in flight at once.
+                let share = (to - from).div_ceil(blocks);
+                let rows = &rows[g * p.kh * R..][..p.kh * R];
+                for b in 0..blocks {
+                    let at = (from + b * share).min(to);
+                    super::super::prefetch(&p.x[at..(at + share).min(to)]);
+                    let cols = &cols[b * p.kw..][..p.kw];
+                    let mut acc = [unsafe { T::zero() }; R];
+                    for ky in 0..p.kh {
+                        let mut src = [constant.as_ptr(); R];
+                        for (s, &at) in src.iter_mut().zip(&rows[ky * R..][..R]) {
+                            if at != CONSTANT {
+                                // SAFETY: `at` is the start of a row of the plane (`planes`
+                                // made it from a row index below `h`).
+                                *s = unsafe { x.as_ptr().add(at) };
+                            }
+                        }
+                        if three {
+                            // Stride 2, three adjacent taps: one row's loads serve all three
+                            // (even lanes, odd lanes, even lanes one column on).
+                            let (c0, m0, m1) = cols[0];
+                            let m2 = lanes(c0 + 2 * n as isize, p.w as isize, n) & 1;
+                            let wt: [T::V; 3] =
+                                std::array::from_fn(|kx| unsafe { T::splat(k[ky * 3 + kx]) });
+                            for r in 0..R {
+                                // SAFETY: as below.
+                                unsafe {
+                                    let lo = T::load::<Z>(cv, m0, src[r], c0);
+                                    let hi = T::load::<Z>(cv, m1, src[r], c0 + n as isize);
+                                    let next = T::load::<Z>(cv, m2, src[r], c0 + 2 * n as isize);
+                                    let even = T::evens(lo, hi);
+                                    acc[r] = T::fma(wt[0], even, acc[r]);
+                                    acc[r] = T::fma(wt[1], T::odds(lo, hi), acc[r]);
+                                    acc[r] = T::fma(wt[2], T::next(even, next), acc[r]);
+                                }
+                            }
+                            continue;
+                        }
+                        for (kx, &(c0, m0, m1)) in cols.iter().enumerate() {
+                            let wt = unsafe { T::splat(k[ky * p.kw + kx]) };
+                            for r in 0..R {
+                                // SAFETY: the masks keep every read inside the row `src[r]`
+                                // (`w` elements: an input row or the constant row).
+                                let v = unsafe {
+                                    let lo = T::load::<Z>(cv, m0, src[r], c0);
+                                    if p.sw == 1 {
+                                        lo
+                                    } else {
+                                        let hi = T::load::<Z>(cv, m1, src[r], c0 + n as isize);
+                                        T::evens(lo, hi)
+                                    }
+                                };
+                                acc[r] = unsafe { T::fma(wt, v, acc[r]) };
+                            }
+                        }
+                    }
+                    let j0 = b * n;
+                    let keep = lanes(j0 as isize, ow as isize, n);
+                    for (r, a) in acc.iter().enumerate().take(oh - (g * R).min(oh)) {
+                        // SAFETY: `keep` holds the lanes of output row `g·R + r` below `ow`.
+                        unsafe { T::store(o.add((g * R + r) * ow + j0), keep, *a) };
+                    }
+                }
+            }
+        }
+    }
+}
