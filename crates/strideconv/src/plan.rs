@@ -177,8 +177,8 @@ pub struct Plan<T: Scalar> {
     threads: usize,
     /// How `auto` decided, for `explain`.
     decided: Decided,
-    /// `direct` on a depthwise problem of floats: planes straight from the unpadded input
-    /// ([`method::depthwise`]).
+    /// `direct` on a depthwise problem of floats (or a one-channel one the masked kernel
+    /// takes): planes straight from the unpadded input ([`method::depthwise`]).
     depthwise: bool,
 }
 
@@ -289,7 +289,7 @@ impl<T: Scalar> Plan<T> {
         };
         let depthwise = chosen == Method::Direct
             && T::KIND != crate::scalar::Kind::Integer
-            && method::depthwise::applies(&spec);
+            && method::depthwise::applies::<T>(&spec);
         Ok(Plan {
             depthwise,
             algorithm: build::<T>(chosen),

@@ -54,7 +54,10 @@ pub(crate) fn supported<T: Scalar>(sw: usize) -> bool {
 pub(crate) fn masked<T: Scalar>(p: &Masked<'_, T>, out: &mut [T], ys: Range<usize>, ow: usize) {
     assert!(supported::<T>(p.sw), "masked kernel not available");
     let taps = p.kh * p.kw;
-    assert!(taps > 0 && p.k.len().is_multiple_of(taps), "kernels of kh × kw");
+    assert!(
+        taps > 0 && p.k.len().is_multiple_of(taps),
+        "kernels of kh × kw"
+    );
     let nc = p.k.len() / taps;
     assert!(p.x.len() >= nc * p.h * p.w, "planes too short");
     assert!(out.len() >= nc * ys.len() * ow, "output too short");

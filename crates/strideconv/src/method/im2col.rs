@@ -455,13 +455,15 @@ fn run_tile<T: Scalar>(
     let positions_fast = merged
         .as_ref()
         .is_none_or(|d| d.strides()[1].unsigned_abs() < d.strides()[0].unsigned_abs());
-    let ld =
-        if !geo.channels_last && positions_fast && !p.is_multiple_of(lanes) && kernels::gemm_supported::<T>()
-        {
-            p.next_multiple_of(lanes)
-        } else {
-            p
-        };
+    let ld = if !geo.channels_last
+        && positions_fast
+        && !p.is_multiple_of(lanes)
+        && kernels::gemm_supported::<T>()
+    {
+        p.next_multiple_of(lanes)
+    } else {
+        p
+    };
     let (mut dst, direct) = match merged {
         Some(d) if ld == p => (d, true),
         _ => {
