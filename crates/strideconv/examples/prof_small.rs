@@ -15,7 +15,23 @@ fn main() {
     let reps: usize = arg(4, "20000").parse().unwrap();
     // Depthwise channels (NCHW, groups = channels, padding f/2) when a sixth argument is given.
     let dw: usize = arg(5, "0").parse().unwrap();
-    let (spec, xs, ks) = if dw > 0 {
+    // A dense CNN layer (NCHW, padding f/2) when CONV=cin,cout is set.
+    let conv: Option<(usize, usize)> = std::env::var("CONV").ok().map(|v| {
+        let (a, b) = v.split_once(',').expect("CONV=cin,cout");
+        (a.parse().unwrap(), b.parse().unwrap())
+    });
+    let (spec, xs, ks) = if let Some((cin, cout)) = conv {
+        let opts = Options {
+            padding: strideconv::Padding::Uniform(f / 2, f / 2),
+            ..Options::strided(s)
+        };
+        let batch: usize = std::env::var("BATCH").map_or(1, |b| b.parse().unwrap());
+        let (xs, ks) = (vec![batch, cin, n, n], vec![cout, cin, f, f]);
+        let layout = Layout::Batched {
+            channels_last: false,
+        };
+        (ConvSpec::new(&xs, &ks, layout, &opts).unwrap(), xs, ks)
+    } else if dw > 0 {
         let opts = Options {
             groups: dw,
             padding: strideconv::Padding::Uniform(f / 2, f / 2),

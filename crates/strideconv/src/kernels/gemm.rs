@@ -5,6 +5,9 @@
 //! valid element, and a mutable view is the only access to its elements. Shapes are checked
 //! before the call, so a mistake in a caller is a panic, never undefined behaviour.
 //!
+//! Real floats with contiguous rows on AVX-512 CPUs go to the hand-written
+//! [`super::matmul`] instead (faster on im2col's products); everything else to the crate.
+//!
 //! The crate detects its own instruction set (AVX-512 here, through its `x86-v4` feature);
 //! `STRIDECONV_ISA` cannot narrow it. `STRIDECONV_ISA=scalar` instead makes [`supported`]
 //! answer false, so callers take their plain-Rust path and that path stays testable.
@@ -53,6 +56,9 @@ pub(crate) fn gemm<T: Scalar>(
     assert!(supported::<T>(), "gemm: {} is not supported", T::NAME);
     if m == 0 || n == 0 {
         return;
+    }
+    if super::matmul::applies::<T>(dst.strides()[1], rhs.strides()[1], k) {
+        return super::matmul::matmul(dst, lhs, rhs, accumulate);
     }
     let (dst_rs, dst_cs) = (dst.strides()[0], dst.strides()[1]);
     let (lhs_rs, lhs_cs) = (lhs.strides()[0], lhs.strides()[1]);
@@ -134,6 +140,58 @@ mod tests {
         assert_eq!(dst, want);
         // Rows the step-2 view skips stay untouched.
         assert!(out.slice(s![..;2, ..]).iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn contiguous_rows_match_the_reference() {
+        // Row-major operands take the hand-written product on AVX-512 CPUs (the crate
+        // elsewhere): partial tiles in both directions, reductions over several packed
+        // blocks, a destination whose rows are wider than the product, accumulation.
+        let mut seed = 5u64;
+        let mut next = |below: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % below
+        };
+        for case in 0..60 {
+            let (m, n, k) = (1 + next(40), 1 + next(130), 1 + next(600));
+            let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+            let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f64 - 6.0);
+            let want = reference(&a.view(), &b.view());
+            let extra = next(5);
+            let accumulate = case % 3 == 0;
+            let start = if accumulate { 2.0 } else { 9.0 };
+            if supported::<f64>() {
+                let mut out = Array2::<f64>::from_elem((m, n + extra), start);
+                gemm(out.slice_mut(s![.., ..n]), a.view(), b.view(), accumulate);
+                let base = if accumulate { 2.0 } else { 0.0 };
+                assert_eq!(
+                    out.slice(s![.., ..n]),
+                    want.mapv(|v| v + base),
+                    "{m}×{n}×{k}"
+                );
+                assert!(out.slice(s![.., n..]).iter().all(|&v| v == start));
+            }
+            if supported::<f32>() {
+                let (a32, b32) = (a.mapv(|v| v as f32), b.mapv(|v| v as f32));
+                let mut out = Array2::<f32>::from_elem((m, n + extra), start as f32);
+                gemm(
+                    out.slice_mut(s![.., ..n]),
+                    a32.view(),
+                    b32.view(),
+                    accumulate,
+                );
+                let base = if accumulate { 2.0 } else { 0.0 };
+                // Small integers: every partial sum is exact in f32 too.
+                assert_eq!(
+                    out.slice(s![.., ..n]),
+                    want.mapv(|v| (v + base) as f32),
+                    "{m}×{n}×{k}"
+                );
+                assert!(out.slice(s![.., n..]).iter().all(|&v| v == start as f32));
+            }
+        }
     }
 
     #[test]

@@ -113,9 +113,9 @@ unsafe fn cast<'a, T: Copy, U: Copy>(p: &Masked<'a, T>) -> Masked<'a, U> {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use std::arch::x86_64::*;
     use std::ops::Range;
 
+    use super::super::lanes::Lanes;
     use super::Masked;
 
     /// Output rows summed together: eight independent accumulators cover the latency of
@@ -125,136 +125,8 @@ mod avx512 {
     /// Row offset of a row of the pad constant in the rows table.
     const CONSTANT: usize = usize::MAX;
 
-    /// One AVX-512 register of an element type, and the operations the kernel needs.
-    pub(super) trait Lanes: Copy {
-        type V: Copy;
-        const N: usize;
-        unsafe fn splat(v: Self) -> Self::V;
-        unsafe fn zero() -> Self::V;
-        /// `N` elements from `p + at` (lanes outside `mask` are not read: they take `fill`,
-        /// or zero when `Z`).
-        unsafe fn load<const Z: bool>(
-            fill: Self::V,
-            mask: u32,
-            p: *const Self,
-            at: isize,
-        ) -> Self::V;
-        /// The even lanes of `lo` then of `hi`.
-        unsafe fn evens(lo: Self::V, hi: Self::V) -> Self::V;
-        /// The odd lanes of `lo` then of `hi`.
-        unsafe fn odds(lo: Self::V, hi: Self::V) -> Self::V;
-        /// Lanes 1.. of `v`, then lane 0 of `last`.
-        unsafe fn next(v: Self::V, last: Self::V) -> Self::V;
-        unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-        unsafe fn store(p: *mut Self, mask: u32, v: Self::V);
-    }
-
-    impl Lanes for f32 {
-        type V = __m512;
-        const N: usize = 16;
-        #[inline(always)]
-        unsafe fn splat(v: f32) -> __m512 {
-            _mm512_set1_ps(v)
-        }
-        #[inline(always)]
-        unsafe fn zero() -> __m512 {
-            _mm512_setzero_ps()
-        }
-        #[inline(always)]
-        unsafe fn load<const Z: bool>(fill: __m512, mask: u32, p: *const f32, at: isize) -> __m512 {
-            // SAFETY (caller): every lane in `mask` is within the plane; the others are not
-            // accessed, so their addresses may lie outside it (computed without `offset`).
-            let (m, a) = (mask as __mmask16, p.wrapping_offset(at));
-            unsafe {
-                if Z {
-                    _mm512_maskz_loadu_ps(m, a)
-                } else {
-                    _mm512_mask_loadu_ps(fill, m, a)
-                }
-            }
-        }
-        #[inline(always)]
-        unsafe fn evens(lo: __m512, hi: __m512) -> __m512 {
-            let idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-            _mm512_permutex2var_ps(lo, idx, hi)
-        }
-        #[inline(always)]
-        unsafe fn odds(lo: __m512, hi: __m512) -> __m512 {
-            let idx = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-            _mm512_permutex2var_ps(lo, idx, hi)
-        }
-        #[inline(always)]
-        unsafe fn next(v: __m512, last: __m512) -> __m512 {
-            let idx = _mm512_set_epi32(16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1);
-            _mm512_permutex2var_ps(v, idx, last)
-        }
-        #[inline(always)]
-        unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
-            _mm512_fmadd_ps(a, b, c)
-        }
-        #[inline(always)]
-        unsafe fn store(p: *mut f32, mask: u32, v: __m512) {
-            // SAFETY (caller): every lane in `mask` is within the output.
-            unsafe { _mm512_mask_storeu_ps(p, mask as __mmask16, v) }
-        }
-    }
-
-    impl Lanes for f64 {
-        type V = __m512d;
-        const N: usize = 8;
-        #[inline(always)]
-        unsafe fn splat(v: f64) -> __m512d {
-            _mm512_set1_pd(v)
-        }
-        #[inline(always)]
-        unsafe fn zero() -> __m512d {
-            _mm512_setzero_pd()
-        }
-        #[inline(always)]
-        unsafe fn load<const Z: bool>(
-            fill: __m512d,
-            mask: u32,
-            p: *const f64,
-            at: isize,
-        ) -> __m512d {
-            // SAFETY (caller): as for f32.
-            let (m, a) = (mask as __mmask8, p.wrapping_offset(at));
-            unsafe {
-                if Z {
-                    _mm512_maskz_loadu_pd(m, a)
-                } else {
-                    _mm512_mask_loadu_pd(fill, m, a)
-                }
-            }
-        }
-        #[inline(always)]
-        unsafe fn evens(lo: __m512d, hi: __m512d) -> __m512d {
-            let idx = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
-            _mm512_permutex2var_pd(lo, idx, hi)
-        }
-        #[inline(always)]
-        unsafe fn odds(lo: __m512d, hi: __m512d) -> __m512d {
-            let idx = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
-            _mm512_permutex2var_pd(lo, idx, hi)
-        }
-        #[inline(always)]
-        unsafe fn next(v: __m512d, last: __m512d) -> __m512d {
-            let idx = _mm512_set_epi64(8, 7, 6, 5, 4, 3, 2, 1);
-            _mm512_permutex2var_pd(v, idx, last)
-        }
-        #[inline(always)]
-        unsafe fn fma(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
-            _mm512_fmadd_pd(a, b, c)
-        }
-        #[inline(always)]
-        unsafe fn store(p: *mut f64, mask: u32, v: __m512d) {
-            // SAFETY (caller): as for f32.
-            unsafe { _mm512_mask_storeu_pd(p, mask as __mmask8, v) }
-        }
-    }
-
     /// Lanes `l < n` whose column `c0 + l` lies in `0..w`.
-    fn lanes(c0: isize, w: isize, n: usize) -> u32 {
+    pub(in super::super) fn lanes(c0: isize, w: isize, n: usize) -> u32 {
         let (lo, hi) = (-c0, w - c0);
         let (lo, hi) = (
             lo.clamp(0, n as isize) as u32,

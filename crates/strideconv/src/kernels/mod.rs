@@ -18,7 +18,9 @@ mod depthwise;
 mod dots;
 mod fill;
 mod gemm;
+mod lanes;
 mod masked;
+mod matmul;
 mod pages;
 mod split;
 use depthwise::prefetch;
@@ -27,6 +29,7 @@ pub(crate) use dots::dots;
 pub(crate) use fill::{planes as fill_planes, Filler};
 pub(crate) use gemm::{gemm, supported as gemm_supported};
 pub(crate) use masked::{masked, supported as masked_supported, Masked};
+pub(crate) use matmul::available as own_product;
 pub(crate) use pages::{advise_huge, advise_huge_capacity, keep_freed_memory, zeroed};
 pub(crate) use split::deinterleave;
 

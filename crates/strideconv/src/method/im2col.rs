@@ -446,9 +446,9 @@ fn run_tile<T: Scalar>(
     // Multiply straight into the output when its positions are one strided axis (both
     // NCDHW and NDHWC outputs are), else into a buffer copied out at the end.
     let merged = merge_positions_mut(&mut view);
-    // When positions are the output's faster axis (NCDHW), gemm takes them as its rows and
-    // reads a channels-first panel in place only if their count is a multiple of the SIMD
-    // width; otherwise it copies the whole panel once more. Padding the panel's rows to that
+    // When positions are the output's faster axis (NCDHW), the gemm crate takes them as its
+    // rows and reads a channels-first panel in place only if their count is a multiple of the
+    // SIMD width (the hand-written product masks partial vectors instead); otherwise it copies the whole panel once more. Padding the panel's rows to that
     // multiple (junk columns, whose products land in discarded rows) and copying the much
     // smaller product out is cheaper.
     let lanes = (64 / std::mem::size_of::<T>()).max(1);
@@ -459,6 +459,7 @@ fn run_tile<T: Scalar>(
         && positions_fast
         && !p.is_multiple_of(lanes)
         && kernels::gemm_supported::<T>()
+        && !kernels::own_product::<T>()
     {
         p.next_multiple_of(lanes)
     } else {
