@@ -245,7 +245,13 @@ fn direct<T: Scalar>(spec: &ConvSpec) -> f64 {
     // Copies: the input rows of every chunk of output rows (at least 8 rows a chunk), all phases.
     let xw = (ow - 1) * spec.stride[2] + extent(kw, spec.dilation[2]);
     let rows_copied = oh * spec.stride[1] + oh.div_ceil(8) * extent(kh, spec.dilation[1]);
-    let copied = (spec.batch * od * rows_copied * spec.in_channels * kd * xw) as f64;
+    // The depthwise path (and one-channel problems the masked kernel takes) reads the input
+    // where it is.
+    let copied = if crate::method::depthwise::taken::<T>(spec) {
+        0.0
+    } else {
+        (spec.batch * od * rows_copied * spec.in_channels * kd * xw) as f64
+    };
     // Working set of one output row beyond L2 costs cache misses on every tap.
     let ws = cin * (kd * kh) as f64 * (xw + kernels::PAD) as f64 * elem_bytes::<T>() as f64;
     let cache = 1.0 + (ws / (1 << 20) as f64).min(8.0) * 0.5;

@@ -287,9 +287,7 @@ impl<T: Scalar> Plan<T> {
                 (m, None)
             }
         };
-        let depthwise = chosen == Method::Direct
-            && T::KIND != crate::scalar::Kind::Integer
-            && method::depthwise::applies::<T>(&spec);
+        let depthwise = chosen == Method::Direct && method::depthwise::taken::<T>(&spec);
         Ok(Plan {
             depthwise,
             algorithm: build::<T>(chosen),

@@ -271,20 +271,7 @@ pub(crate) fn has_non_finite<T: Scalar>(a: &ArrayView5<'_, T>) -> bool {
         return false;
     }
     match a.as_slice_memory_order() {
-        Some(s) => {
-            let mut acc = [T::zero(); 8];
-            let chunks = s.chunks_exact(8);
-            let tail = chunks.remainder();
-            for c in chunks {
-                for i in 0..8 {
-                    // Deliberately `v − v`: zero unless v is NaN or infinite.
-                    #[allow(clippy::eq_op)]
-                    let probe = c[i] - c[i];
-                    acc[i] += probe;
-                }
-            }
-            !(acc.iter().chain(tail).all(|v| v.is_finite()))
-        }
+        Some(s) => crate::kernels::has_non_finite(s),
         None => !a.iter().all(|v| v.is_finite()),
     }
 }

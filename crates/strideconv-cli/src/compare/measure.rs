@@ -13,7 +13,7 @@ use super::progress::Progress;
 /// Timed repeats stop once they add up to this many seconds...
 const TARGET_SECONDS: f64 = 0.05;
 /// ...or after this many calls, but not before this many.
-const MAX_REPEATS: usize = 25;
+const MAX_REPEATS: usize = 200;
 const MIN_REPEATS: usize = 2;
 /// Calls shorter than this get an untimed warm-up call before timing.
 const WARM_UP_BELOW: f64 = 0.05;
@@ -381,30 +381,31 @@ fn time_calls(
             }
         })
         .collect();
-    // Two passes, the methods in order and then in reverse, each method's calls back to back
-    // (the steady state of a caller repeating one plan: warm caches, the allocator's memory
-    // reused). A drift in the machine's state then reaches the first and the last methods
-    // alike, and every method is timed both early and late.
-    let order: Vec<usize> = (0..candidates.len())
-        .chain((0..candidates.len()).rev())
-        .collect();
-    for (pass, &i) in order.iter().enumerate() {
-        let (c, s) = (&candidates[i], &mut state[i]);
-        if c.first_seconds < WARM_UP_BELOW {
-            drop(c.plan.execute(x.view(), k.view()));
-        }
-        let calls = repeats(c.first_seconds);
-        let half = if pass < candidates.len() {
-            calls / 2
-        } else {
-            calls - calls / 2
-        };
-        for _ in 0..half.max(1) {
-            let (output, seconds, bytes) = measured_call(&c.plan, x, k);
-            drop(output);
-            s.0 = s.0.min(seconds);
-            s.1 += 1;
-            s.2 = s.2.max(bytes);
+    // Four passes, the methods in order, in reverse, in order, in reverse, each method's calls
+    // back to back within a pass (the steady state of a caller repeating one plan: warm
+    // caches, the allocator's memory reused). A drift in the machine's state then reaches the
+    // first and the last methods alike, and every method is timed both early and late; a
+    // burst of other work on this shared machine (which made the same method on the same cell
+    // measure up to twice as slow in one pass as in another) rarely covers all four.
+    const PASSES: usize = 4;
+    let n = candidates.len();
+    for pass in 0..PASSES {
+        for step in 0..n {
+            let i = if pass % 2 == 0 { step } else { n - 1 - step };
+            let (c, s) = (&candidates[i], &mut state[i]);
+            if c.first_seconds < WARM_UP_BELOW {
+                drop(c.plan.execute(x.view(), k.view()));
+            }
+            // This pass's share of the method's calls (at least one).
+            let calls = repeats(c.first_seconds);
+            let share = calls / PASSES + usize::from(pass < calls % PASSES);
+            for _ in 0..share.max(1) {
+                let (output, seconds, bytes) = measured_call(&c.plan, x, k);
+                drop(output);
+                s.0 = s.0.min(seconds);
+                s.1 += 1;
+                s.2 = s.2.max(bytes);
+            }
         }
     }
     state

@@ -134,6 +134,40 @@ pub(crate) fn rows<T: Scalar>(buf: &[T], starts: &[usize], weights: &[T], out: &
     }
 }
 
+/// Whether `s` holds a NaN or an infinity (never, for integers: `v − v` is then zero).
+///
+/// The scan `auto` makes of every input before an FFT plan runs; compiled for the detected
+/// instruction set, as it was a tenth of a small FFT call's time at the baseline width
+/// (128² float64 with a 32² kernel: 2.5 of 38 µs).
+pub(crate) fn has_non_finite<T: Scalar>(s: &[T]) -> bool {
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa()` returns Avx512 only when avx512f, avx512vl and fma were detected.
+        Isa::Avx512 => unsafe { avx512::non_finite(s) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa()` returns Avx2 only when avx2 and fma were detected.
+        Isa::Avx2 => unsafe { avx2::non_finite(s) },
+        _ => non_finite_body(s),
+    }
+}
+
+/// The body of [`has_non_finite`]: sums of `v − v` in 16 independent lanes.
+#[inline(always)]
+fn non_finite_body<T: Scalar>(s: &[T]) -> bool {
+    let mut acc = [T::zero(); 16];
+    let chunks = s.chunks_exact(16);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for i in 0..16 {
+            // Deliberately `v − v`: zero unless v is NaN or infinite.
+            #[allow(clippy::eq_op)]
+            let probe = c[i] - c[i];
+            acc[i] += probe;
+        }
+    }
+    !(acc.iter().chain(tail).all(|v| v.is_finite()))
+}
+
 /// Row padding (in elements) callers leave after every row buffer: the widest chunk.
 pub(crate) const PAD: usize = 128;
 
@@ -174,8 +208,15 @@ fn rows_body<T: Scalar, const B: usize, const FMA: bool>(
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::rows_body;
+    use super::{non_finite_body, rows_body};
     use crate::Scalar;
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn non_finite<T: Scalar>(s: &[T]) -> bool {
+        non_finite_body(s)
+    }
 
     /// # Safety
     /// The CPU must support AVX2 and FMA.
@@ -192,8 +233,15 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::rows_body;
+    use super::{non_finite_body, rows_body};
     use crate::Scalar;
+
+    /// # Safety
+    /// The CPU must support AVX-512 F and VL, and FMA.
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub(super) unsafe fn non_finite<T: Scalar>(s: &[T]) -> bool {
+        non_finite_body(s)
+    }
 
     /// # Safety
     /// The CPU must support AVX-512 F and VL, and FMA.
@@ -205,5 +253,32 @@ mod avx512 {
         out: &mut [T],
     ) {
         rows_body::<T, B, true>(buf, starts, weights, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_non_finite;
+
+    #[test]
+    fn non_finite_found_at_every_position() {
+        // Whole 16-element chunks and the tail, each special value at each position.
+        for len in 0..50 {
+            let finite: Vec<f64> = (0..len).map(|i| i as f64 * 1e300 - 3.0).collect();
+            assert!(!has_non_finite(&finite), "{len} finite values");
+            let single: Vec<f32> = finite.iter().map(|&v| (v * 1e-300) as f32).collect();
+            assert!(!has_non_finite(&single));
+            for at in 0..len {
+                for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                    let mut x = finite.clone();
+                    x[at] = bad;
+                    assert!(has_non_finite(&x), "{bad} at {at} of {len}");
+                    let mut y = single.clone();
+                    y[at] = bad as f32;
+                    assert!(has_non_finite(&y), "{bad} at {at} of {len} (f32)");
+                }
+            }
+        }
+        assert!(!has_non_finite(&[1i128, -5, 7]));
     }
 }

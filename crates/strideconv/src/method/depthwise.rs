@@ -51,6 +51,12 @@ pub(crate) fn applies<T: Scalar>(spec: &ConvSpec) -> bool {
         && spec.padding[0] == (0, 0)
 }
 
+/// Whether `direct` takes this path for `T`: [`applies`], for floats (integers keep the
+/// general path's exact sums).
+pub(crate) fn taken<T: Scalar>(spec: &ConvSpec) -> bool {
+    T::KIND != crate::scalar::Kind::Integer && applies::<T>(spec)
+}
+
 /// The plane geometry shared by every channel of one call.
 struct Geometry<T> {
     /// Source row of padded row `r` (`None`: a row of the constant).
