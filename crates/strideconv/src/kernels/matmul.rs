@@ -55,12 +55,7 @@ pub(crate) fn available<T: Scalar>() -> bool {
 /// Whether [`matmul`] multiplies `T` with these strides: `f32` or `f64` on an AVX-512 CPU,
 /// unit column strides for the destination and the right-hand side, a reduction.
 pub(super) fn applies<T: Scalar>(dst_cs: isize, rhs_cs: isize, k: usize) -> bool {
-    let ty = TypeId::of::<T>();
-    isa() == Isa::Avx512
-        && dst_cs == 1
-        && rhs_cs == 1
-        && k > 0
-        && (ty == TypeId::of::<f32>() || ty == TypeId::of::<f64>())
+    available::<T>() && dst_cs == 1 && rhs_cs == 1 && k > 0
 }
 
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`. The caller checked the shapes
