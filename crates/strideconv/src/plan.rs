@@ -431,9 +431,6 @@ impl<T: Scalar> Plan<T> {
         let mut out =
             ArrayD::from_shape_vec(IxDyn(&shape), crate::kernels::zeroed::<T>(n, threads))
                 .expect("the output's length is its shape's product");
-        if let Some(data) = out.as_slice_memory_order() {
-            crate::kernels::advise_huge(data);
-        }
         // A padded copy of a large batch is made a few images at a time: the copy stays
         // within cache-friendly, reusable memory instead of fresh pages on every call.
         let x5 = view::input_view(s, x);

@@ -5,6 +5,23 @@
 
 use std::arch::x86_64::*;
 
+/// The lanes `l < n` whose index `c0 + l` lies in `0..w`, as a mask: the columns of a row a
+/// load starting at `c0` may read, or the outputs of a block a store may write.
+#[inline(always)]
+pub(super) fn within(c0: isize, w: isize, n: usize) -> u32 {
+    let (lo, hi) = (-c0, w - c0);
+    let (lo, hi) = (
+        lo.clamp(0, n as isize) as u32,
+        hi.clamp(0, n as isize) as u32,
+    );
+    if hi <= lo {
+        0
+    } else {
+        let ones = |k: u32| if k >= 32 { u32::MAX } else { (1u32 << k) - 1 };
+        ones(hi) & !ones(lo)
+    }
+}
+
 /// One AVX-512 register of an element type, and the operations the kernels need.
 ///
 /// # Safety

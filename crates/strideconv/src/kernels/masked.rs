@@ -5,8 +5,8 @@
 //! With AVX-512 a load can be masked: lanes whose column falls in the padding are not read
 //! and take the pad constant instead, so every output, edges included, is one vector
 //! expression straight from the unpadded input rows. A stride-2 read is two masked loads and
-//! one two-source permute that keeps the even lanes. Four output rows are summed together
-//! (four independent accumulators), and each output block is stored with a lane mask, so
+//! one two-source permute that keeps the even lanes. Eight output rows are summed together
+//! (eight independent accumulators), and each output block is stored with a lane mask, so
 //! rows of any width are written exactly.
 //!
 //! Written with intrinsics because the masks are the point: the compiler does not turn the
@@ -15,7 +15,6 @@
 use std::any::TypeId;
 use std::ops::Range;
 
-use super::{isa, Isa};
 use crate::Scalar;
 
 /// Consecutive channels' planes and kernels: `x` holds planes of `h × w`, `k` kernels of
@@ -39,10 +38,7 @@ pub(crate) struct Masked<'a, T> {
 
 /// Whether [`masked`] computes planes of `T` with column stride `sw` on this CPU.
 pub(crate) fn supported<T: Scalar>(sw: usize) -> bool {
-    let ty = TypeId::of::<T>();
-    isa() == Isa::Avx512
-        && (1..=2).contains(&sw)
-        && (ty == TypeId::of::<f32>() || ty == TypeId::of::<f64>())
+    super::avx512_float::<T>() && (1..=2).contains(&sw)
 }
 
 /// Output rows `ys` of every channel (`out`: one `ys.len() × ow` plane per channel,
@@ -115,7 +111,7 @@ unsafe fn cast<'a, T: Copy, U: Copy>(p: &Masked<'a, T>) -> Masked<'a, U> {
 mod avx512 {
     use std::ops::Range;
 
-    use super::super::lanes::Lanes;
+    use super::super::lanes::{within as lanes, Lanes};
     use super::Masked;
 
     /// Output rows summed together: eight independent accumulators cover the latency of
@@ -124,21 +120,6 @@ mod avx512 {
 
     /// Row offset of a row of the pad constant in the rows table.
     const CONSTANT: usize = usize::MAX;
-
-    /// Lanes `l < n` whose column `c0 + l` lies in `0..w`.
-    pub(in super::super) fn lanes(c0: isize, w: isize, n: usize) -> u32 {
-        let (lo, hi) = (-c0, w - c0);
-        let (lo, hi) = (
-            lo.clamp(0, n as isize) as u32,
-            hi.clamp(0, n as isize) as u32,
-        );
-        if hi <= lo {
-            0
-        } else {
-            let ones = |k: u32| if k >= 32 { u32::MAX } else { (1u32 << k) - 1 };
-            ones(hi) & !ones(lo)
-        }
-    }
 
     /// # Safety
     /// The CPU must support AVX-512 F (and VL, FMA); `p.sw` is 1 or 2; `p.x` holds `nc`

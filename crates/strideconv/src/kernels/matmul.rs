@@ -30,7 +30,6 @@ use std::any::TypeId;
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use super::{isa, Isa};
 use crate::Scalar;
 
 /// Rows of the weight strips and of the micro-kernel's tile.
@@ -48,8 +47,7 @@ const WIDE_BLOCKS: usize = 10;
 
 /// Whether [`matmul`] multiplies `T` when the strides suit it (f32 or f64, AVX-512).
 pub(crate) fn available<T: Scalar>() -> bool {
-    let ty = TypeId::of::<T>();
-    isa() == Isa::Avx512 && (ty == TypeId::of::<f32>() || ty == TypeId::of::<f64>())
+    super::avx512_float::<T>()
 }
 
 /// Whether [`matmul`] multiplies `T` with these strides: `f32` or `f64` on an AVX-512 CPU,
@@ -151,18 +149,8 @@ impl<T> Weights<T> {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::super::lanes::Lanes;
+    use super::super::lanes::{within, Lanes};
     use super::{Weights, BLOCK_BYTES, MR, NV, PACK_STRIDE_BYTES, WIDE_BLOCKS};
-
-    /// The first `count` lanes (all when `count ≥ 32`).
-    #[inline(always)]
-    fn first(count: usize) -> u32 {
-        if count >= 32 {
-            u32::MAX
-        } else {
-            (1u32 << count) - 1
-        }
-    }
 
     /// # Safety
     /// As stated where [`super::matmul`] calls it: AVX-512 present; `b`, `c` and the weights
@@ -238,7 +226,7 @@ mod avx512 {
                     // are masked off.
                     let nv = cols.div_ceil(T::N);
                     let masks: [u32; NV] =
-                        std::array::from_fn(|v| first(cols.saturating_sub(v * T::N).min(T::N)));
+                        std::array::from_fn(|v| within((v * T::N) as isize, cols as isize, T::N));
                     let bp = src.wrapping_add(j0);
                     for s in 0..strips {
                         let rows = MR.min(m - s * MR);
@@ -254,9 +242,9 @@ mod avx512 {
                         // copy's kl rows), columns below w0 + j0 + cols ≤ n (the masks).
                         unsafe {
                             match nv {
-                                1 => tile::<T, 1>(kl, a, bs, at, c_rs, (rows, cols), add),
-                                2 => tile::<T, 2>(kl, a, bs, at, c_rs, (rows, cols), add),
-                                _ => tile::<T, NV>(kl, a, bs, at, c_rs, (rows, cols), add),
+                                1 => tile::<T, 1>(kl, a, bs, at, c_rs, rows, add),
+                                2 => tile::<T, 2>(kl, a, bs, at, c_rs, rows, add),
+                                _ => tile::<T, NV>(kl, a, bs, at, c_rs, rows, add),
                             }
                         }
                     }
@@ -268,8 +256,8 @@ mod avx512 {
         }
     }
 
-    /// One `rows × cols` tile (at most `MR × W·N`): `c[r, j] (+)= Σ_kk a[offs[r] + kk·step]
-    /// · b[kk·b_rs + j]`.
+    /// One tile of `rows` rows (at most `MR`) and the columns in `masks` (at most `W·N`):
+    /// `c[r, j] (+)= Σ_kk a[offs[r] + kk·step] · b[kk·b_rs + j]`.
     #[inline(always)]
     unsafe fn tile<T: Lanes, const W: usize>(
         kl: usize,
@@ -277,13 +265,13 @@ mod avx512 {
         (b, b_rs, masks): (*const T, isize, [u32; NV]),
         c: *mut T,
         c_rs: isize,
-        (rows, cols): (usize, usize),
+        rows: usize,
         add: bool,
     ) {
         let n = T::N;
         // SAFETY (whole body): `a + offs[r] + kk·step` is a weight for r < MR, kk < kl; the
-        // lanes in `masks` of `b + kk·b_rs` are panel values for kk < kl; only lanes below
-        // `cols` of rows below `rows` of `c` are read or written.
+        // lanes in `masks` of `b + kk·b_rs` are panel values for kk < kl; only those lanes
+        // (the tile's columns) of rows below `rows` of `c` are read or written.
         unsafe {
             let mut acc = [[T::zero(); W]; MR];
             for kk in 0..kl {
@@ -302,7 +290,7 @@ mod avx512 {
             for (r, row) in acc.iter().enumerate().take(rows) {
                 let cr = c.offset(r as isize * c_rs);
                 for (v, &sum) in row.iter().enumerate() {
-                    let mask = first(cols.saturating_sub(v * n).min(n));
+                    let mask = masks[v];
                     if mask == 0 {
                         break;
                     }

@@ -30,8 +30,16 @@ pub(crate) use fill::{planes as fill_planes, Filler};
 pub(crate) use gemm::{gemm, supported as gemm_supported};
 pub(crate) use masked::{masked, supported as masked_supported, Masked};
 pub(crate) use matmul::available as own_product;
-pub(crate) use pages::{advise_huge, advise_huge_capacity, keep_freed_memory, zeroed};
+pub(crate) use pages::{advise_huge_capacity, keep_freed_memory, zeroed};
 pub(crate) use split::deinterleave;
+
+/// Whether the hand-written AVX-512 kernels ([`masked`], [`matmul`]) run `T`: `f32` or
+/// `f64`, on a CPU where [`isa`] is AVX-512.
+fn avx512_float<T: Scalar>() -> bool {
+    use std::any::TypeId;
+    let ty = TypeId::of::<T>();
+    isa() == Isa::Avx512 && (ty == TypeId::of::<f32>() || ty == TypeId::of::<f64>())
+}
 
 /// The instruction sets the kernels are compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -74,7 +74,8 @@ pub(crate) fn keep_freed_memory() {
 /// Outputs smaller than this are zeroed by the calling thread.
 const PARALLEL_ZERO_BYTES: usize = 256 << 10;
 
-/// `n` zeros, written by `threads` threads when the vector is large.
+/// `n` zeros, written by `threads` threads when the vector is large; huge pages are advised
+/// for large vectors (see [`advise_huge`]).
 ///
 /// An output is zeroed before a method writes it; one thread zeroing (and, for fresh memory,
 /// faulting in) several MiB while the others wait was a tenth of a depthwise layer's time
@@ -85,7 +86,9 @@ pub(crate) fn zeroed<T: crate::Scalar>(n: usize, threads: usize) -> Vec<T> {
     // Blocks past glibc's raised mmap threshold (see `keep_freed_memory`) come as fresh
     // zero pages: nothing to write, and each page is first touched by the method's own write.
     if threads <= 1 || !(PARALLEL_ZERO_BYTES..32 << 20).contains(&bytes) {
-        return vec![T::zero(); n];
+        let v = vec![T::zero(); n];
+        advise_huge(&v);
+        return v;
     }
     use rayon::prelude::*;
     let mut v: Vec<T> = Vec::with_capacity(n);

@@ -19,8 +19,7 @@ use rayon::prelude::*;
 
 use super::{chunks, pool};
 use crate::kernels::{self, Interior, Masked, Rows};
-use crate::spec::ConvSpec;
-use crate::spec::PadMode;
+use crate::spec::{ConvSpec, PadMode};
 use crate::Scalar;
 
 /// Largest plane copied when the input's planes are not in standard layout (elements).
@@ -39,9 +38,7 @@ pub(crate) fn applies<T: Scalar>(spec: &ConvSpec) -> bool {
     let c = spec.groups;
     let one_channel = || {
         let (kw, sw) = (spec.kernel[2], spec.stride[2]);
-        spec.pad_mode == PadMode::Constant
-            && kernels::masked_supported::<T>(sw)
-            && kw <= if sw == 1 { 5 } else { 3 }
+        masked::<T>(spec) && kw <= if sw == 1 { 5 } else { 3 }
     };
     (c >= 2 || (c == 1 && one_channel()))
         && spec.in_channels == c
@@ -49,6 +46,12 @@ pub(crate) fn applies<T: Scalar>(spec: &ConvSpec) -> bool {
         && spec.kernel[0] == 1
         && spec.input[0] == 1
         && spec.padding[0] == (0, 0)
+}
+
+/// Whether [`kernels::masked`] computes this problem's planes: constant padding, and a
+/// column stride and element type it handles on this CPU.
+fn masked<T: Scalar>(spec: &ConvSpec) -> bool {
+    spec.pad_mode == PadMode::Constant && kernels::masked_supported::<T>(spec.stride[2])
 }
 
 /// Whether `direct` takes this path for `T`: [`applies`], for floats (integers keep the
@@ -136,7 +139,7 @@ impl<T: Scalar> Geometry<T> {
             need,
             top,
             left,
-            masked: spec.pad_mode == PadMode::Constant && kernels::masked_supported::<T>(sw),
+            masked: masked::<T>(spec),
         }
     }
 }

@@ -448,9 +448,10 @@ fn run_tile<T: Scalar>(
     let merged = merge_positions_mut(&mut view);
     // When positions are the output's faster axis (NCDHW), the gemm crate takes them as its
     // rows and reads a channels-first panel in place only if their count is a multiple of the
-    // SIMD width (the hand-written product masks partial vectors instead); otherwise it copies the whole panel once more. Padding the panel's rows to that
-    // multiple (junk columns, whose products land in discarded rows) and copying the much
-    // smaller product out is cheaper.
+    // SIMD width (the hand-written product masks partial vectors instead); otherwise it
+    // copies the whole panel once more. Padding the panel's rows to that multiple (junk
+    // columns, whose products land in discarded rows) and copying the much smaller product
+    // out is cheaper.
     let lanes = (64 / std::mem::size_of::<T>()).max(1);
     let positions_fast = merged
         .as_ref()
