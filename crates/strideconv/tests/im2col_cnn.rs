@@ -275,3 +275,42 @@ fn complex_layers() {
         check::<Complex64>(&l, f64::EPSILON * 2.0, 27);
     }
 }
+
+#[test]
+fn implicit_products_on_grids() {
+    // Inputs at least one vector wide take the implicit product (no panel): in place at
+    // stride 1, from phase-split copies otherwise. Widths on both sides of a vector (8 and
+    // 16 lanes), so grid rows end inside and at the edge of vectors; batches; few and many
+    // output channels (threads split positions, or channels when positions are few).
+    for (w, seed) in [(15, 40), (16, 41), (17, 42), (31, 43), (33, 44)] {
+        check_floats(Layer::new(5, 11, &[9, w], &[3, 3], 1, 1), seed);
+        check_floats(
+            Layer::new(6, 9, &[13, w], &[3, 3], 2, 1).batch(2),
+            seed + 100,
+        );
+    }
+    check_floats(Layer::new(3, 20, &[47, 45], &[7, 7], 2, 3), 45);
+    check_floats(Layer::new(48, 40, &[18, 18], &[3, 3], 1, 1), 46);
+    check_floats(Layer::new(24, 72, &[16, 20], &[3, 3], 1, 0).batch(3), 47);
+    check_floats(Layer::new(4, 9, &[20, 40], &[5, 3], 3, 2).dilation(2), 48);
+    let mut mixed = Layer::new(5, 6, &[19, 37], &[4, 2], 1, 1);
+    mixed.opts.stride = vec![1, 2];
+    check_floats(mixed, 49);
+    // 3-D: grid rows past the output's height within each depth slice are dropped too.
+    check_floats(Layer::new(3, 10, &[5, 6, 20], &[3, 2, 3], 1, 1), 50);
+    check_floats(Layer::new(4, 7, &[7, 9, 34], &[3, 3, 3], 2, 1).batch(2), 51);
+}
+
+#[test]
+fn implicit_products_of_strided_inputs() {
+    // Every other column of a wider input: not contiguous, so stride 1 copies its planes.
+    let layer = Layer::new(6, 10, &[11, 24], &[3, 3], 1, 1);
+    let mut rng = Rng(52);
+    let mut wide = layer.x_shape();
+    wide[3] *= 2;
+    let xb = random::<f32>(&wide, &mut rng);
+    let mut x = xb.view();
+    x.slice_axis_inplace(Axis(3), Slice::new(1, None, 2));
+    let k = random::<f32>(&layer.k_shape(), &mut rng);
+    check_view(&layer, x, k.view(), f32::EPSILON as f64);
+}

@@ -28,7 +28,7 @@
 
 use std::any::TypeId;
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2, ArrayViewMut4};
 
 use crate::Scalar;
 
@@ -40,6 +40,11 @@ const NV: usize = 3;
 /// the output tile take the rest (24 to 48 KiB measured the same; unblocked was 2% slower).
 const BLOCK_BYTES: usize = 24 << 10;
 
+/// Bytes of sums an implicit product keeps in flight (one block of positions, every output
+/// channel): well inside L2, next to the input planes the block reads.
+const OUT_BLOCK_BYTES: usize = 128 << 10;
+/// Multiple of `kc` a tap-table product takes as one reduction block.
+const TAP_BLOCKS: usize = 16;
 /// Panel row strides (bytes) above which the panel is copied a wide block at a time.
 const PACK_STRIDE_BYTES: usize = 8 << 10;
 /// Tiles (of `NV` vectors) per copied wide block.
@@ -99,35 +104,242 @@ pub(super) fn matmul<T: Scalar>(
         Weights::Packed(packed.as_ptr())
     };
     let (rhs_rs, dst_rs) = (rhs.strides()[0], dst.strides()[0]);
+    let ops = Operands {
+        weights: a,
+        b: rhs.as_ptr(),
+        b_rs: rhs_rs,
+        taps: std::ptr::null(),
+        c: dst.as_mut_ptr(),
+        c_rs: dst_rs,
+        cols: Cols::Dense,
+    };
+    // SAFETY: `rhs.as_ptr()` is element [0, 0] of a k×n view with unit column stride and row
+    // stride `rhs_rs`, so `b + kk·rhs_rs + j` is valid for kk < k, j < n; likewise `c` for
+    // the m×n destination, which nothing else accesses while its `&mut` view lives, and the
+    // weights: in place `lhs + i·lhs_rs + kk` for i < m, kk < k, or `packed`, which holds
+    // `⌈m/MR⌉·k·MR` elements and lives to the end of this function.
+    unsafe { dispatch::<T>((m, n, k), ops, accumulate) };
+}
+
+/// The product of an implicit im2col: `out[o, z, y, x] = Σ_kk lhs[o, kk] · src[taps[kk] + p]`
+/// for the position `p = (z·rows + y)·pitch + x` of a grid of rows `pitch` apart, `rows` per
+/// depth slice. Stride-1 windows of a plane laid out on that grid are then contiguous runs,
+/// so no panel is gathered: panel row `kk` is `src + taps[kk]` itself. The positions of the
+/// grid outside the output (`x ≥ W`, `y ≥ H`) are computed and dropped.
+///
+/// Runs on up to `threads` workers of the current rayon pool, cutting the positions into runs
+/// of whole tiles, or the output channels into strips when there are too few positions.
+///
+/// # Panics
+/// If [`available`] is false for `T`, the shapes do not chain, `out`'s last axis is not
+/// contiguous, the grid is narrower than the output or one vector, or a tap reads past the
+/// end of `src`: every `taps[kk] + p` with `p < (D - 1)·rows·pitch + (H - 1)·pitch + W` (for
+/// `out` of shape `(m, D, H, W)`) must index `src`.
+pub(crate) fn gathered<T: Scalar>(
+    mut out: ArrayViewMut4<'_, T>,
+    lhs: ArrayView2<'_, T>,
+    src: &[T],
+    taps: &[usize],
+    (pitch, rows): (usize, usize),
+    threads: usize,
+) {
+    let (m, [od, oh, ow]) = (
+        out.shape()[0],
+        [out.shape()[1], out.shape()[2], out.shape()[3]],
+    );
+    let k = taps.len();
+    assert!(available::<T>(), "matmul: unsupported");
+    assert_eq!(lhs.dim(), (m, k), "matmul: shapes");
+    assert!(
+        out.strides()[3] == 1 || ow <= 1,
+        "matmul: output rows not contiguous"
+    );
+    let lanes = 64 / std::mem::size_of::<T>();
+    assert!(
+        pitch >= ow.max(lanes) && rows >= oh,
+        "matmul: grid {pitch}×{rows}"
+    );
+    if m == 0 || od * oh * ow == 0 || k == 0 {
+        assert!(
+            k > 0 || m == 0 || od * oh * ow == 0,
+            "matmul: empty reduction"
+        );
+        return;
+    }
+    let span = (od - 1) * rows * pitch + (oh - 1) * pitch + ow;
+    let last = taps.iter().max().copied().unwrap_or(0);
+    assert!(
+        last.checked_add(span).is_some_and(|end| end <= src.len()),
+        "matmul: taps read past the source"
+    );
+    let offsets: Vec<isize> = taps.iter().map(|&t| t as isize).collect();
+    let strides = out.strides();
+    let (c_rs, row_stride, slice_stride) = (strides[0], strides[2], strides[1]);
+    let grid = |first: usize| Grid {
+        first,
+        pitch,
+        rows,
+        width: ow,
+        height: oh,
+        row_stride,
+        slice_stride,
+    };
+    let (lhs_rs, lhs_cs) = (lhs.strides()[0], lhs.strides()[1]);
+    let lhs = if lhs_cs == 1 {
+        ndarray::CowArray::from(lhs)
+    } else {
+        ndarray::CowArray::from(lhs.as_standard_layout().into_owned())
+    };
+    let lhs_rs = if lhs_cs == 1 { lhs_rs } else { k as isize };
+    // Positions per part: whole tiles; channels per part: whole strips.
+    let tile = NV * lanes;
+    let tiles = span.div_ceil(tile);
+    let by_positions = threads <= 1 || tiles >= 4 * threads || m < 2 * MR;
+    let parts = if by_positions {
+        threads.min(tiles).max(1)
+    } else {
+        threads.min(m.div_ceil(MR))
+    };
+    let (dst, panel) = (Shared(out.as_mut_ptr()), Shared(src.as_ptr().cast_mut()));
+    let one = |p0: usize, p1: usize, i0: usize, i1: usize| {
+        if p0 >= p1 || i0 >= i1 {
+            return;
+        }
+        let ops = Operands {
+            weights: Weights::InPlace(lhs.as_ptr().wrapping_offset(i0 as isize * lhs_rs), lhs_rs),
+            b: panel.get().cast_const().wrapping_add(p0),
+            b_rs: 0,
+            taps: offsets.as_ptr(),
+            c: dst.get().wrapping_offset(i0 as isize * c_rs),
+            c_rs,
+            cols: Cols::Grid(grid(p0)),
+        };
+        // SAFETY: rows i0..i1 of `lhs` are in place with unit column stride; panel row kk of
+        // columns p0..p1 reads `src[taps[kk] + p]` for p < span (checked above); the
+        // destination elements written are the output positions of columns p0..p1 and rows
+        // i0..i1 of `out`, which no other part writes (parts are disjoint in positions or
+        // in channels, and the grid maps distinct positions to distinct elements), and which
+        // nothing else accesses while `out`'s `&mut` view lives.
+        unsafe { dispatch::<T>((i1 - i0, p1 - p0, k), ops, false) };
+    };
+    let run_part = |part: usize| {
+        let (p0, p1, i0, i1) = if by_positions {
+            let per = tiles.div_ceil(parts) * tile;
+            (part * per, ((part + 1) * per).min(span), 0, m)
+        } else {
+            let per = m.div_ceil(MR).div_ceil(parts) * MR;
+            (0, span, part * per, ((part + 1) * per).min(m))
+        };
+        // Positions a block at a time, so the block's sums stay in L2 across the reduction's
+        // `kc` steps instead of streaming the whole output from memory once per step.
+        let block = (OUT_BLOCK_BYTES / ((i1 - i0).max(1) * std::mem::size_of::<T>()))
+            .next_multiple_of(tile)
+            .max(tile);
+        let mut q0 = p0;
+        while q0 < p1 {
+            let q1 = (q0 + block).min(p1);
+            one(q0, q1, i0, i1);
+            q0 = q1;
+        }
+    };
+    if parts <= 1 {
+        run_part(0);
+    } else {
+        use rayon::prelude::*;
+        (0..parts).into_par_iter().for_each(run_part);
+    }
+}
+
+/// A pointer that parts of one product on several threads write through, each to its own
+/// elements.
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T);
+
+impl<T> Shared<T> {
+    /// The pointer (a method, so closures capture the `Send` wrapper, not its field).
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+// SAFETY: see `gathered`: the parts write disjoint elements.
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+/// [`avx512::run`] for `T`, which must be f32 or f64 on an AVX-512 CPU ([`available`]).
+///
+/// # Safety
+/// As [`avx512::run`].
+unsafe fn dispatch<T: Scalar>(
+    (m, n, k): (usize, usize, usize),
+    ops: Operands<T>,
+    accumulate: bool,
+) {
+    assert!(available::<T>(), "matmul: unsupported");
     #[cfg(target_arch = "x86_64")]
-    {
-        let (b, c) = (rhs.as_ptr(), dst.as_mut_ptr());
-        // SAFETY: `applies` saw AVX-512 (F, VL, FMA) and `T` is exactly f32 or f64 (the casts
-        // reinterpret a type as itself). `b` is element [0, 0] of a k×n view with unit column
-        // stride and row stride `rhs_rs`, so `b + kk·rhs_rs + j` is valid for kk < k, j < n;
-        // likewise `c` for the m×n destination, which nothing else accesses while its `&mut`
-        // view lives, and the weights: in place `lhs + i·lhs_rs + kk` for i < m, kk < k, or
-        // `packed`, which holds `⌈m/MR⌉·k·MR` elements and lives to the end of this block.
-        unsafe {
-            if TypeId::of::<T>() == TypeId::of::<f32>() {
-                avx512::run::<f32>(
-                    (m, n, k),
-                    a.cast(),
-                    (b.cast(), rhs_rs),
-                    (c.cast(), dst_rs),
-                    accumulate,
-                );
-            } else {
-                avx512::run::<f64>(
-                    (m, n, k),
-                    a.cast(),
-                    (b.cast(), rhs_rs),
-                    (c.cast(), dst_rs),
-                    accumulate,
-                );
-            }
+    // SAFETY: `available` saw AVX-512 (F, VL, FMA) and `T` is exactly f32 or f64 (the casts
+    // reinterpret a type as itself); the operands are valid as the caller promised.
+    unsafe {
+        if TypeId::of::<T>() == TypeId::of::<f32>() {
+            avx512::run::<f32>((m, n, k), ops.cast(), accumulate);
+        } else {
+            avx512::run::<f64>((m, n, k), ops.cast(), accumulate);
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ((m, n, k), ops, accumulate);
+}
+
+/// A product's operands: the weights; the right-hand side, whose row `kk` starts at
+/// `b + kk·b_rs`, or at `b + taps[kk]` when `taps` is not null; the destination, row `i` at
+/// `c + i·c_rs`, its columns placed as `cols` says.
+#[derive(Clone, Copy)]
+struct Operands<T> {
+    weights: Weights<T>,
+    b: *const T,
+    b_rs: isize,
+    taps: *const isize,
+    c: *mut T,
+    c_rs: isize,
+    cols: Cols,
+}
+
+impl<T> Operands<T> {
+    fn cast<U>(self) -> Operands<U> {
+        Operands {
+            weights: self.weights.cast(),
+            b: self.b.cast(),
+            b_rs: self.b_rs,
+            taps: self.taps,
+            c: self.c.cast(),
+            c_rs: self.c_rs,
+            cols: self.cols,
+        }
+    }
+}
+
+/// Where the product's columns go within a destination row.
+#[derive(Clone, Copy, Debug)]
+enum Cols {
+    /// Column `j` is element `j`.
+    Dense,
+    /// Column `j` is position `first + j` of a grid (see [`gathered`]); positions outside
+    /// the output are computed but not stored.
+    Grid(Grid),
+}
+
+/// A grid of positions laid over an output block `(D, H, W)`: rows of `pitch` positions,
+/// `rows` of them per depth slice; position `(z·rows + y)·pitch + x` is output `(z, y, x)`
+/// when `y < height` and `x < width`, else nothing.
+#[derive(Clone, Copy, Debug)]
+struct Grid {
+    first: usize,
+    pitch: usize,
+    rows: usize,
+    width: usize,
+    height: usize,
+    /// Destination strides (elements) of `y` and `z`; `x` has stride 1.
+    row_stride: isize,
+    slice_stride: isize,
 }
 
 /// Where the weights are: in place (first element, row stride; unit column stride), or
@@ -150,21 +362,80 @@ impl<T> Weights<T> {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::super::lanes::{within, Lanes};
-    use super::{Weights, BLOCK_BYTES, MR, NV, PACK_STRIDE_BYTES, WIDE_BLOCKS};
+    use super::{
+        Cols, Operands, Weights, BLOCK_BYTES, MR, NV, PACK_STRIDE_BYTES, TAP_BLOCKS, WIDE_BLOCKS,
+    };
+
+    /// Per vector of a tile, up to two destination pieces: the lanes they hold (a mask) and
+    /// the offset, from the tile's row, of the element lane 0 would go to. Dense columns are
+    /// one piece per vector; a grid vector that crosses the end of a grid row is two.
+    type Pieces = [[(u32, isize); 2]; NV];
+
+    /// The pieces of a tile whose `count` columns start at column `j`.
+    #[inline(always)]
+    fn pieces(cols: Cols, j: usize, count: usize, lanes: usize) -> Pieces {
+        let mut out = [[(0u32, 0isize); 2]; NV];
+        for (v, slot) in out.iter_mut().enumerate() {
+            let (a0, a1) = (v * lanes, count.min((v + 1) * lanes));
+            if a0 >= a1 {
+                break;
+            }
+            match cols {
+                Cols::Dense => {
+                    slot[0] = (within(0, (a1 - a0) as isize, lanes), (j + a0) as isize);
+                }
+                Cols::Grid(g) => {
+                    // Lane l of this vector is grid position p0 + l.
+                    let (p0, p1) = (g.first + j + a0, g.first + j + a1);
+                    let mut used = 0;
+                    let mut row = p0 / g.pitch;
+                    while row * g.pitch < p1 {
+                        let (lo, hi) = (p0.max(row * g.pitch), p1.min(row * g.pitch + g.width));
+                        let (z, y) = (row / g.rows, row % g.rows);
+                        if hi > lo && y < g.height {
+                            let mask = within(p0 as isize - lo as isize, (hi - lo) as isize, lanes);
+                            let at = z as isize * g.slice_stride
+                                + y as isize * g.row_stride
+                                + p0 as isize
+                                - (row * g.pitch) as isize;
+                            slot[used] = (mask, at);
+                            used += 1;
+                        }
+                        row += 1;
+                    }
+                }
+            }
+        }
+        out
+    }
 
     /// # Safety
-    /// As stated where [`super::matmul`] calls it: AVX-512 present; `b`, `c` and the weights
-    /// valid for k×n, m×n and m×k elements at their strides (or packed in strips).
+    /// As stated where [`super::dispatch`] is called: AVX-512 present; `b` (through `b_rs` or
+    /// `taps`), `c` (through `cols`) and the weights valid for k×n, m×n and m×k elements (or
+    /// packed in strips); a grid's pitch at least one vector.
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     pub(super) unsafe fn run<T: Lanes + Default>(
         (m, n, k): (usize, usize, usize),
-        weights: Weights<T>,
-        (b, b_rs): (*const T, isize),
-        (c, c_rs): (*mut T, isize),
+        ops: Operands<T>,
         accumulate: bool,
     ) {
+        let Operands {
+            weights,
+            b,
+            b_rs,
+            taps,
+            c,
+            c_rs,
+            cols,
+        } = ops;
+        let tabled = !taps.is_null();
         let nr = NV * T::N;
         let kc = (BLOCK_BYTES / (nr * std::mem::size_of::<T>())).max(1);
+        // Tap-table panels are windows of the same few input rows, shifted: a tile's rows
+        // share most of their cache lines, so the whole reduction fits where `kc` gathered
+        // rows would, and unblocked it spares the sums' reloads (3×3 64→64 @56, one thread:
+        // 1104 µs blocked, 963 µs not; 256→256 @14: 1273, 1050 µs).
+        let kc = if tabled { kc * TAP_BLOCKS } else { kc };
         let strips = m.div_ceil(MR);
         // Per strip: its first weight, each row's offset from it (rows past `m` repeat the
         // last row; their sums are not stored), and the step between reduction elements.
@@ -187,8 +458,8 @@ mod avx512 {
         // channel's whole plane per row) are copied a wide block at a time: long sequential
         // row reads, which the hardware prefetcher follows, instead of a few lines from each
         // of `kc` distant rows per tile (1×1 256→64 @56, batch 8: 3.8 ms in place, 2.4 ms
-        // copied). Gathered im2col panels are read where they are.
-        let pack = b_rs.unsigned_abs() * std::mem::size_of::<T>() > PACK_STRIDE_BYTES;
+        // copied). Gathered im2col panels and tap tables are read where they are.
+        let pack = !tabled && b_rs.unsigned_abs() * std::mem::size_of::<T>() > PACK_STRIDE_BYTES;
         let wide = if pack { WIDE_BLOCKS * nr } else { n };
         let mut copy = if pack {
             vec![T::default(); kc * wide]
@@ -216,35 +487,59 @@ mod avx512 {
                         }
                     }
                     (copy.as_ptr(), wcols as isize)
+                } else if tabled {
+                    (b.wrapping_add(w0), 0)
                 } else {
                     (b.wrapping_offset(k0 as isize * b_rs).wrapping_add(w0), b_rs)
                 };
+                let tab = taps.wrapping_add(k0);
                 let mut j0 = 0;
                 while j0 < wcols {
-                    let cols = nr.min(wcols - j0);
-                    // `kl` panel rows of `cols` values from `src + j0`; lanes at or past `cols`
-                    // are masked off.
-                    let nv = cols.div_ceil(T::N);
+                    let count = nr.min(wcols - j0);
+                    // `kl` panel rows of `count` values from `src + j0`; lanes at or past
+                    // `count` are masked off.
+                    let nv = count.div_ceil(T::N);
                     let masks: [u32; NV] =
-                        std::array::from_fn(|v| within((v * T::N) as isize, cols as isize, T::N));
+                        std::array::from_fn(|v| within((v * T::N) as isize, count as isize, T::N));
+                    let put = if tabled {
+                        pieces(cols, w0 + j0, count, T::N)
+                    } else {
+                        [[(0, 0); 2]; NV]
+                    };
                     let bp = src.wrapping_add(j0);
                     for s in 0..strips {
                         let rows = MR.min(m - s * MR);
                         let (a0, offs, step) = strip(s);
                         let a = (a0.wrapping_offset(k0 as isize * step), offs, step);
-                        let at = c
-                            .wrapping_offset((s * MR) as isize * c_rs)
-                            .wrapping_add(w0 + j0);
-                        let bs = (bp, src_rs, masks);
+                        // Dense tiles store at their columns; grid tiles through `put`.
+                        let at = c.wrapping_offset((s * MR) as isize * c_rs);
+                        let at = if tabled { at } else { at.wrapping_add(w0 + j0) };
+                        let bs = (bp, src_rs, tab, masks);
                         // SAFETY: the strip's weights for steps k0 .. k0 + kl are valid (rows
-                        // clamped below `m`); the tile's rows s·MR .. + rows < m and columns
-                        // w0 + j0 .. + cols ≤ n of `c`; panel rows k0 .. k0 + kl < k (or the
-                        // copy's kl rows), columns below w0 + j0 + cols ≤ n (the masks).
+                        // clamped below `m`); the tile's rows s·MR .. + rows < m, and the
+                        // destination elements its pieces name (columns w0 + j0 .. + count
+                        // ≤ n); panel rows k0 .. k0 + kl < k (or the copy's kl rows), columns
+                        // below w0 + j0 + count ≤ n (the masks).
                         unsafe {
-                            match nv {
-                                1 => tile::<T, 1>(kl, a, bs, at, c_rs, rows, add),
-                                2 => tile::<T, 2>(kl, a, bs, at, c_rs, rows, add),
-                                _ => tile::<T, NV>(kl, a, bs, at, c_rs, rows, add),
+                            match (nv, tabled) {
+                                (1, false) => {
+                                    tile::<T, 1, false>(kl, a, bs, at, c_rs, put, rows, add)
+                                }
+                                (2, false) => {
+                                    tile::<T, 2, false>(kl, a, bs, at, c_rs, put, rows, add)
+                                }
+                                (_, false) => {
+                                    tile::<T, NV, false>(kl, a, bs, at, c_rs, put, rows, add)
+                                }
+                                (1, true) => {
+                                    tile::<T, 1, true>(kl, a, bs, at, c_rs, put, rows, add)
+                                }
+                                (2, true) => {
+                                    tile::<T, 2, true>(kl, a, bs, at, c_rs, put, rows, add)
+                                }
+                                (_, true) => {
+                                    tile::<T, NV, true>(kl, a, bs, at, c_rs, put, rows, add)
+                                }
                             }
                         }
                     }
@@ -257,25 +552,34 @@ mod avx512 {
     }
 
     /// One tile of `rows` rows (at most `MR`) and the columns in `masks` (at most `W·N`):
-    /// `c[r, j] (+)= Σ_kk a[offs[r] + kk·step] · b[kk·b_rs + j]`.
+    /// `c[r, j] (+)= Σ_kk a[offs[r] + kk·step] · b[row(kk) + j]`. With `TAB`, panel row `kk`
+    /// starts at `b + tab[kk]` and sums go where `put` says; else row `kk` starts at
+    /// `b + kk·b_rs` and column `j` is `c[r·c_rs + j]`.
     #[inline(always)]
-    unsafe fn tile<T: Lanes, const W: usize>(
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<T: Lanes, const W: usize, const TAB: bool>(
         kl: usize,
         (a, offs, step): (*const T, [isize; MR], isize),
-        (b, b_rs, masks): (*const T, isize, [u32; NV]),
+        (b, b_rs, tab, masks): (*const T, isize, *const isize, [u32; NV]),
         c: *mut T,
         c_rs: isize,
+        put: Pieces,
         rows: usize,
         add: bool,
     ) {
         let n = T::N;
         // SAFETY (whole body): `a + offs[r] + kk·step` is a weight for r < MR, kk < kl; the
-        // lanes in `masks` of `b + kk·b_rs` are panel values for kk < kl; only those lanes
-        // (the tile's columns) of rows below `rows` of `c` are read or written.
+        // lanes in `masks` of panel row kk are panel values for kk < kl (and `tab` holds kl
+        // offsets when `TAB`); only the pieces in `put` of rows below `rows` of `c` are read
+        // or written.
         unsafe {
             let mut acc = [[T::zero(); W]; MR];
             for kk in 0..kl {
-                let bp = b.offset(kk as isize * b_rs);
+                let bp = if TAB {
+                    b.offset(*tab.add(kk))
+                } else {
+                    b.offset(kk as isize * b_rs)
+                };
                 let bv: [T::V; W] = std::array::from_fn(|v| {
                     T::load::<true>(T::zero(), masks[v], bp, (v * n) as isize)
                 });
@@ -290,17 +594,32 @@ mod avx512 {
             for (r, row) in acc.iter().enumerate().take(rows) {
                 let cr = c.offset(r as isize * c_rs);
                 for (v, &sum) in row.iter().enumerate() {
-                    let mask = masks[v];
-                    if mask == 0 {
-                        break;
+                    if !TAB {
+                        let mask = masks[v];
+                        if mask == 0 {
+                            break;
+                        }
+                        let at = cr.add(v * n);
+                        let sum = if add {
+                            T::add(sum, T::load::<true>(sum, mask, at, 0))
+                        } else {
+                            sum
+                        };
+                        T::store(at, mask, sum);
+                        continue;
                     }
-                    let at = cr.add(v * n);
-                    let sum = if add {
-                        T::add(sum, T::load::<true>(sum, mask, at, 0))
-                    } else {
-                        sum
-                    };
-                    T::store(at, mask, sum);
+                    for &(mask, off) in &put[v] {
+                        if mask == 0 {
+                            break;
+                        }
+                        let at = cr.wrapping_offset(off);
+                        let sum = if add {
+                            T::add(sum, T::load::<true>(sum, mask, at, 0))
+                        } else {
+                            sum
+                        };
+                        T::store(at, mask, sum);
+                    }
                 }
             }
         }

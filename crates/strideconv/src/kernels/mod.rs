@@ -29,7 +29,7 @@ pub(crate) use dots::dots;
 pub(crate) use fill::{planes as fill_planes, Filler};
 pub(crate) use gemm::{gemm, supported as gemm_supported};
 pub(crate) use masked::{masked, supported as masked_supported, Masked};
-pub(crate) use matmul::available as own_product;
+pub(crate) use matmul::{available as own_product, gathered};
 pub(crate) use pages::{advise_huge_capacity, keep_freed_memory, zeroed};
 pub(crate) use split::deinterleave;
 

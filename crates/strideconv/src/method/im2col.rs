@@ -23,8 +23,8 @@
 //! by a plain loop over the same panel, so integers are never routed through floats.
 
 use ndarray::{
-    s, ArrayView1, ArrayView2, ArrayView3, ArrayView4, ArrayView5, ArrayViewMut2, ArrayViewMut4,
-    ArrayViewMut5, Axis, CowArray, Ix2, ShapeBuilder, Zip,
+    s, ArrayView1, ArrayView2, ArrayView3, ArrayView4, ArrayView5, ArrayViewMut2, ArrayViewMut3,
+    ArrayViewMut4, ArrayViewMut5, Axis, CowArray, Ix2, ShapeBuilder, Zip,
 };
 use rayon::prelude::*;
 use std::any::Any;
@@ -159,6 +159,8 @@ struct Scratch<T> {
     phases: Vec<T>,
     /// The product of one tile, when its output view is not one strided matrix.
     out: Vec<T>,
+    /// Phase-split input planes of the implicit product.
+    planes: Vec<T>,
 }
 
 thread_local! {
@@ -182,8 +184,9 @@ fn with_scratch<T: Scalar, R>(f: impl FnOnce(&mut Scratch<T>) -> R) -> R {
         * (scratch.panel.capacity()
             + scratch.row.capacity()
             + scratch.phases.capacity()
-            + scratch.out.capacity());
-    if bytes <= 2 * PANEL_BYTES {
+            + scratch.out.capacity()
+            + scratch.planes.capacity());
+    if bytes <= 2 * PANEL_BYTES + KEPT_PLANES_BYTES {
         SCRATCH.with(|c| *c.borrow_mut() = Some(Box::new(scratch)));
     }
     result
@@ -196,6 +199,7 @@ impl<T> Default for Scratch<T> {
             row: Vec::new(),
             phases: Vec::new(),
             out: Vec::new(),
+            planes: Vec::new(),
         }
     }
 }
@@ -274,9 +278,138 @@ impl<T: Scalar> Algorithm<T> for Im2col {
                     continue;
                 }
             }
-            tiled(xn, kmat.view(), on, &geo, g.threads);
+            if !implicit(xn, kmat.view(), on.view_mut(), &geo, g.threads) {
+                tiled(xn, kmat.view(), on, &geo, g.threads);
+            }
         }
     }
+}
+
+/// Phase-split copies up to this size stay allocated between calls, like the panels.
+const KEPT_PLANES_BYTES: usize = 4 << 20;
+/// Largest phase-split copy of an image's input [`implicit`] makes (bytes); beyond it the
+/// tiled gather, whose panels stay bounded, is used.
+const MAX_PLANES_BYTES: usize = 16 << 20;
+
+/// Longest reduction [`implicit`] takes: its tap table (two words per tap) stays below 8 MiB.
+const MAX_TAPS: usize = 1 << 19;
+
+/// The implicit im2col: no panel at all. Output positions are laid on a grid whose rows are
+/// input rows (`pitch` positions apart; the positions past an output row's end are computed
+/// and dropped), so the window of every kernel tap is one contiguous run of a plane, and the
+/// product reads its panel rows straight from the input: [`kernels::gathered`], given one
+/// offset per tap.
+///
+/// At stride 1 the planes are the input itself when it is C-contiguous. Otherwise each
+/// channel's input is first split by phase (offset modulo the stride, per axis) into a copy,
+/// which makes every tap at every stride a unit-stride run: one pass over the input instead
+/// of one gathered panel row per tap.
+///
+/// Returns false, having done nothing, where it does not apply: other element types or
+/// CPUs, channels-last panels, output rows not contiguous, a grid narrower than one vector,
+/// or a copy above [`MAX_PLANES_BYTES`].
+fn implicit<T: Scalar>(
+    xn: ArrayView4<'_, T>,
+    kmat: ArrayView2<'_, T>,
+    on: ArrayViewMut4<'_, T>,
+    geo: &Geo,
+    threads: usize,
+) -> bool {
+    let [kd, kh, kw] = geo.kernel;
+    let [s0, s1, s2] = geo.stride;
+    let [d0, d1, d2] = geo.dilation;
+    let [od, oh, ow] = geo.out;
+    let lanes = 64 / std::mem::size_of::<T>().max(1);
+    if !kernels::own_product::<T>()
+        || geo.channels_last
+        || (on.strides()[3] != 1 && ow > 1)
+        || geo.red > MAX_TAPS
+    {
+        return false;
+    }
+    // The input extent the outputs read, per axis.
+    let need = [
+        (od - 1) * s0 + (kd - 1) * d0 + 1,
+        (oh - 1) * s1 + (kh - 1) * d1 + 1,
+        (ow - 1) * s2 + (kw - 1) * d2 + 1,
+    ];
+    let [_, xd, xh, xw] = *xn.shape() else {
+        unreachable!()
+    };
+    if geo.stride == [1, 1, 1] && xw >= lanes {
+        if let Some(src) = xn.as_slice() {
+            // Taps in the kernel matrix's order (c, td, th, tw).
+            let plane = xd * xh * xw;
+            let taps = taps(geo, |c, [td, th, tw]| {
+                c * plane + (td * d0 * xh + th * d1) * xw + tw * d2
+            });
+            kernels::gathered(on, kmat, src, &taps, (xw, xh), threads);
+            return true;
+        }
+    }
+    // Phase planes: for each channel, s0·s1·s2 planes of q = ⌈need / s⌉ per axis.
+    let q = [
+        need[0].div_ceil(s0),
+        need[1].div_ceil(s1),
+        need[2].div_ceil(s2),
+    ];
+    let phases = s0 * s1 * s2;
+    let plane = q[0] * q[1] * q[2];
+    let len = geo.cin * phases * plane;
+    if q[2] < lanes || len * std::mem::size_of::<T>() > MAX_PLANES_BYTES {
+        return false;
+    }
+    with_scratch(|scratch: &mut Scratch<T>| {
+        let buf = &mut scratch.planes;
+        buf.clear();
+        buf.resize(len, T::zero());
+        let split = |(c, chunk): (usize, &mut [T])| {
+            let xc = xn.index_axis(Axis(0), c);
+            for (ph, dst) in chunk.chunks_exact_mut(plane).enumerate() {
+                let (pd, ph_, pw) = (ph / (s1 * s2), (ph / s2) % s1, ph % s2);
+                let mut dst = ArrayViewMut3::from_shape((q[0], q[1], q[2]), dst).expect("sized");
+                // The input elements of this phase within the needed extent (none when the
+                // phase starts past it).
+                let end = [need[0].min(xd), need[1].min(xh), need[2].min(xw)];
+                if pd >= end[0] || ph_ >= end[1] || pw >= end[2] {
+                    continue;
+                }
+                let src = xc.slice(s![pd..end[0];s0, ph_..end[1];s1, pw..end[2];s2]);
+                let (a, b, c) = src.dim();
+                dst.slice_mut(s![..a, ..b, ..c]).assign(&src);
+            }
+        };
+        if threads > 1 {
+            buf.par_chunks_mut(phases * plane)
+                .enumerate()
+                .for_each(split);
+        } else {
+            buf.chunks_mut(phases * plane).enumerate().for_each(split);
+        }
+        let taps = taps(geo, |c, [td, th, tw]| {
+            let (a, b, e) = (td * d0, th * d1, tw * d2);
+            let phase = ((a % s0) * s1 + b % s1) * s2 + e % s2;
+            (c * phases + phase) * plane + ((a / s0) * q[1] + b / s1) * q[2] + e / s2
+        });
+        kernels::gathered(on, kmat, &buf[..], &taps, (q[2], q[1]), threads);
+    });
+    true
+}
+
+/// One offset per reduction element, in the kernel matrix's order `(c, td, th, tw)`.
+fn taps(geo: &Geo, at: impl Fn(usize, [usize; 3]) -> usize) -> Vec<usize> {
+    let [kd, kh, kw] = geo.kernel;
+    let mut out = Vec::with_capacity(geo.red);
+    for c in 0..geo.cin {
+        for td in 0..kd {
+            for th in 0..kh {
+                for tw in 0..kw {
+                    out.push(at(c, [td, th, tw]));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The 4-D `(C, D, H, W)` view as `C × positions`, if its spatial axes merge into one stride.
@@ -442,6 +575,7 @@ fn run_tile<T: Scalar>(
         row,
         phases,
         out,
+        ..
     } = scratch;
     // Multiply straight into the output when its positions are one strided axis (both
     // NCDHW and NDHWC outputs are), else into a buffer copied out at the end.
