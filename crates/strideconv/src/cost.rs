@@ -206,12 +206,54 @@ fn im2col<T: Scalar>(spec: &ConvSpec) -> f64 {
     // reading the panel (measured on depthwise layers).
     let thin = if cout_g < 6 { 1.8 } else { 1.0 };
     let out_points = spec.out_spatial().iter().product::<usize>() as f64 * spec.batch as f64;
-    let panel = out_points * spec.reduction_len() as f64 * spec.groups as f64;
     let blocks = (spec.batch * spec.groups) as f64;
-    spec.macs() * mac * padded * thin
-        + panel * bytes * unit::GATHER_PER_BYTE
+    // The implicit product gathers no panel: it reads the (phase-split, when strided) input
+    // and computes the grid's extra positions past each output row.
+    let (waste, gathered) = match implicit_grid::<T>(spec) {
+        Some((pitch, copied)) => {
+            let ow = spec.out_spatial()[2] as f64;
+            let input = (spec.batch * spec.in_channels) as f64
+                * (0..3).map(|a| spec.padded_len(a) as f64).product::<f64>();
+            (pitch as f64 / ow, if copied { input } else { 0.0 })
+        }
+        None => (
+            1.0,
+            out_points * spec.reduction_len() as f64 * spec.groups as f64,
+        ),
+    };
+    spec.macs() * mac * padded * thin * waste
+        + gathered * bytes * unit::GATHER_PER_BYTE
         + blocks * unit::IM2COL_BLOCK
         + out_points * spec.groups as f64 * unit::IM2COL_POINT
+}
+
+/// Where `im2col` takes its implicit product (see `method::im2col`): the grid's pitch, and
+/// whether the input is copied (strided: split by phase) rather than read in place. A
+/// planning estimate: the method decides again on the views it is given.
+fn implicit_grid<T: Scalar>(spec: &ConvSpec) -> Option<(usize, bool)> {
+    let channels_last = match &spec.layout {
+        Layout::Signal { channel_axis, .. } => *channel_axis == Some(spec.rank),
+        Layout::Batched { channels_last } => *channels_last,
+    };
+    let lanes = 64 / elem_bytes::<T>();
+    let taps = spec.kernel.iter().product::<usize>();
+    // Kernel taps per stride phase: more than one when windows overlap.
+    let phases: usize = (0..3)
+        .map(|a| spec.kernel[a].min(spec.stride[a] / gcd(spec.stride[a], spec.dilation[a])))
+        .product();
+    let out = spec.out_spatial();
+    let need = (out[2] - 1) * spec.stride[2] + extent(spec.kernel[2], spec.dilation[2]);
+    let pitch = need.div_ceil(spec.stride[2]);
+    let ok = kernels::own_product::<T>() && !channels_last && taps > phases && pitch >= lanes;
+    ok.then_some((pitch, spec.stride != [1, 1, 1]))
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 fn direct<T: Scalar>(spec: &ConvSpec) -> f64 {
