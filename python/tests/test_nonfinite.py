@@ -53,3 +53,37 @@ def test_inf_minus_inf_is_nan_only_in_its_window():
         got = strideconv.correlate(x, np.array([1.0, -1.0]), method=method)
         assert got[0] == -np.inf and np.isnan(got[1]) and got[2] == np.inf, method
         assert got[3:].tolist() == [-1.0, -1.0], method
+
+
+def test_nan_in_the_kernel_under_an_fft_plan():
+    """The plan checks its FFT result, so a NaN in the kernel is caught too."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(400, 400))
+    k = rng.normal(size=(41, 41))
+    plan = strideconv.plan(x.shape, k.shape, np.float64, stride=2)
+    assert plan.method in ("fft", "fft_full"), plan.method
+    k[3, 4] = np.nan
+    assert np.isnan(plan(x, k)).all()  # every window meets the kernel's NaN
+    np.testing.assert_array_equal(np.isnan(strideconv.correlate(x, k, stride=2)), True)
+
+
+def test_nan_that_no_window_reads_changes_nothing():
+    """Row 401 lies past the last window: the FFT result stands, bit for bit."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(402, 402))
+    k = rng.normal(size=(41, 41))
+    plan = strideconv.plan(x.shape, k.shape, np.float64, stride=2)
+    assert plan.method in ("fft", "fft_full"), plan.method
+    clean = plan(x, k)
+    x[401, 5] = np.nan
+    np.testing.assert_array_equal(plan(x, k), clean)
+
+
+def test_overflow_in_an_fft_plan_is_recomputed_exactly():
+    """Finite data whose transform overflows: the exact method's result is returned."""
+    x = np.zeros((400, 400))
+    x[200, 200] = 1e308
+    k = np.full((41, 41), 1.5)
+    plan = strideconv.plan(x.shape, k.shape, np.float64, stride=2)
+    want = strideconv.correlate(x, k, stride=2, method="direct")
+    np.testing.assert_array_equal(plan(x, k), want)

@@ -8,7 +8,7 @@ use std::any::Any;
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
-use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMut5, IxDyn};
 
 use crate::cost;
 use crate::error::{invalid, refused, shape_error, Error, Result};
@@ -370,7 +370,8 @@ impl<T: Scalar> Plan<T> {
         if let Some((m, _)) = &self.finite_fallback {
             let _ = writeln!(
                 t,
-                "if the input holds NaN or Inf: {m} (keeps them in their windows)"
+                "if the result holds NaN or Inf (as NaN or Inf in x or k makes it): \
+                 computed again by {m}, which keeps them in their windows"
             );
         }
         for e in &self.estimates {
@@ -423,7 +424,6 @@ impl<T: Scalar> Plan<T> {
             ));
         }
         let kc = view::prepare_kernel::<E>(s, view::kernel_view(s, k));
-        let kernel_finite = self.finite_fallback.is_none() || !view::has_non_finite(&kc.view());
         // Small problems are not worth waking a pool.
         let threads = if s.macs() < 2e5 { 1 } else { self.threads };
         let shape = s.out_shape();
@@ -455,21 +455,22 @@ impl<T: Scalar> Plan<T> {
             let piece = x5.slice(ndarray::s![b0..b1, .., .., .., ..]);
             let xc = view::prepare_input::<E>(s, piece, threads);
             view::check_integer_bound(&xc.view(), &kc.view())?;
-            let mut alg = self.algorithm.as_ref();
+            let mut piece_out = out5.slice_mut(ndarray::s![b0..b1, .., .., .., ..]);
+            let run = |alg: &dyn method::Algorithm<T>, o: ArrayViewMut5<'_, T>| {
+                method::drive(alg, xc.view(), kc.view(), o, s.groups, &geom(s), threads)
+            };
+            run(self.algorithm.as_ref(), piece_out.view_mut());
+            // `auto` chose an FFT: a NaN or Inf in the input or the kernel spreads over every
+            // output of its transform, so a finite result shows the operands were finite (and
+            // checks the outputs, not the larger input and kernel). Otherwise the piece is
+            // computed again by the exact method, which keeps non-finite values in their
+            // windows (a result that overflowed is recomputed too).
             if let Some((_, fb)) = &self.finite_fallback {
-                if !kernel_finite || view::has_non_finite(&xc.view()) {
-                    alg = fb.as_ref();
+                if view::has_non_finite(&piece_out.view(), threads) {
+                    piece_out.fill(T::zero());
+                    run(fb.as_ref(), piece_out.view_mut());
                 }
             }
-            method::drive(
-                alg,
-                xc.view(),
-                kc.view(),
-                out5.slice_mut(ndarray::s![b0..b1, .., .., .., ..]),
-                s.groups,
-                &geom(s),
-                threads,
-            );
             b0 = b1;
         }
         Ok(out)

@@ -153,11 +153,21 @@ fn run_channels_last<T: Scalar>(
     // Input row `r` of depth slice `dd` of image `n`: one slice of the whole (H, W·C) plane
     // when its rows are evenly spaced in memory, else sliced row by row.
     let sh = x.strides()[3];
+    // Each (image, depth slice) plane as one slice when it is one block of memory, found
+    // once: slicing views per kernel row cost more than the dot products of small outputs
+    // (a 64² kernel on a 64² input: 4.1 µs against 2.9 µs for the naive loop).
+    let xd = x.shape()[2];
+    let planes: Vec<Option<&[T]>> = (0..nb * xd)
+        .map(|i| {
+            x.slice_move(s![i / xd, .., i % xd, .., ..])
+                .to_slice_memory_order()
+                .filter(|_| sh > 0)
+        })
+        .collect();
     let row_of = |n: usize, dd: usize, r: usize| -> &[T] {
-        let plane = x.slice_move(s![n, .., dd, .., ..]);
-        match plane.to_slice_memory_order() {
-            Some(mem) if sh > 0 => &mem[r * sh as usize..][..xw * cin],
-            _ => {
+        match planes[n * xd + dd] {
+            Some(mem) => &mem[r * sh as usize..][..xw * cin],
+            None => {
                 let row = x.slice_move(s![n, .., dd, r, ..xw]);
                 row.to_slice_memory_order()
                     .expect("interleaved channels are contiguous")
