@@ -267,9 +267,11 @@ fn direct<T: Scalar>(spec: &ConvSpec) -> f64 {
         // kd·kh dot products of kw·C per output, four outputs per kernel load.
         let outputs = (spec.batch * spec.out_channels * od * oh * ow) as f64;
         let vectors = (kw * spec.in_channels).div_ceil(8) as f64;
-        // The kernel is borrowed only when already in the input's memory order (one
-        // channel, not flipped); otherwise each call copies it first.
-        let copied = spec.in_channels > 1 || spec.op == crate::spec::Op::Convolve;
+        // The kernel is borrowed when already in the input's memory order (a signal's
+        // kernel shaped like its input, not flipped); a flipped kernel, or CNN weights
+        // (channels before the kernel's axes), is copied on each call first.
+        let weights = matches!(spec.layout, Layout::Batched { .. }) && spec.in_channels > 1;
+        let copied = weights || spec.op == crate::spec::Op::Convolve;
         let kernel = if copied {
             (spec.out_channels * spec.in_channels * kd * kh * kw) as f64 * 2.0 * unit::COPY
         } else {

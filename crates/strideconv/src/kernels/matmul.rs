@@ -134,7 +134,7 @@ pub(super) fn matmul<T: Scalar>(
 /// grid outside the output (`x ≥ W`, `y ≥ H`) are computed and dropped.
 ///
 /// Runs on up to `threads` workers of the current rayon pool, cutting the positions into runs
-/// of whole tiles, or the output channels into strips when there are too few positions.
+/// of whole vectors, or the output channels into strips when there are too few positions.
 ///
 /// # Panics
 /// If [`available`] is false for `T`, the shapes do not chain, `out`'s last axis is not
@@ -197,7 +197,6 @@ pub(crate) fn gathered<T: Scalar>(
         ndarray::CowArray::from(lhs.as_standard_layout().into_owned())
     };
     let lhs_rs = if lhs_cs == 1 { lhs_rs } else { k as isize };
-    // Positions per part: whole tiles; channels per part: whole strips.
     let tile = NV * lanes;
     // Threads take runs of positions (each then reads only its share of the input), cut at
     // whole vectors so they differ by one vector at most; channel strips only when there
