@@ -530,25 +530,10 @@ mod avx512 {
                         // ≤ n); panel rows k0 .. k0 + kl < k (or the copy's kl rows), columns
                         // below w0 + j0 + count ≤ n (the masks).
                         unsafe {
-                            match (nv, tabled) {
-                                (1, false) => {
-                                    tile::<T, 1, false>(kl, a, bs, at, c_rs, put, rows, add)
-                                }
-                                (2, false) => {
-                                    tile::<T, 2, false>(kl, a, bs, at, c_rs, put, rows, add)
-                                }
-                                (_, false) => {
-                                    tile::<T, NV, false>(kl, a, bs, at, c_rs, put, rows, add)
-                                }
-                                (1, true) => {
-                                    tile::<T, 1, true>(kl, a, bs, at, c_rs, put, rows, add)
-                                }
-                                (2, true) => {
-                                    tile::<T, 2, true>(kl, a, bs, at, c_rs, put, rows, add)
-                                }
-                                (_, true) => {
-                                    tile::<T, NV, true>(kl, a, bs, at, c_rs, put, rows, add)
-                                }
+                            if tabled {
+                                widths::<T, true>(nv, kl, a, bs, at, c_rs, put, rows, add)
+                            } else {
+                                widths::<T, false>(nv, kl, a, bs, at, c_rs, put, rows, add)
                             }
                         }
                     }
@@ -557,6 +542,30 @@ mod avx512 {
                 w0 += wcols;
             }
             k0 += kl;
+        }
+    }
+
+    /// [`tile`] for a tile `nv` vectors wide (the last block of a row may be one or two).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn widths<T: Lanes, const TAB: bool>(
+        nv: usize,
+        kl: usize,
+        a: (*const T, [isize; MR], isize),
+        bs: (*const T, isize, *const isize, [u32; NV]),
+        c: *mut T,
+        c_rs: isize,
+        put: Pieces,
+        rows: usize,
+        add: bool,
+    ) {
+        // SAFETY: as for `tile`, which the caller promised.
+        unsafe {
+            match nv {
+                1 => tile::<T, 1, TAB>(kl, a, bs, c, c_rs, put, rows, add),
+                2 => tile::<T, 2, TAB>(kl, a, bs, c, c_rs, put, rows, add),
+                _ => tile::<T, NV, TAB>(kl, a, bs, c, c_rs, put, rows, add),
+            }
         }
     }
 
