@@ -643,3 +643,89 @@ mod avx512 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{s, Array2, Array4};
+
+    use super::*;
+
+    /// `gathered` against its definition: random grids (rows past the output's height and
+    /// columns past its width, vectors crossing grid rows), tap tables, channel counts below
+    /// and above a strip, one and two threads, a destination wider than the output whose
+    /// extra elements must stay untouched. Small integers, so every sum is exact.
+    fn check<T: Scalar + From<i8>>(seed: u64) {
+        if !available::<T>() {
+            return;
+        }
+        let mut state = seed;
+        let mut next = |below: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize % below
+        };
+        let lanes = 64 / std::mem::size_of::<T>();
+        for case in 0..40 {
+            let m = 1 + next(40);
+            let (od, oh, ow) = (1 + next(3), 1 + next(7), 1 + next(45));
+            let pitch = ow.max(lanes) + next(4);
+            let rows = oh + next(3);
+            let k = 1 + next(30);
+            let span = (od - 1) * rows * pitch + (oh - 1) * pitch + ow;
+            let taps: Vec<usize> = (0..k).map(|_| next(3 * pitch)).collect();
+            let len = taps.iter().max().unwrap() + span + next(3);
+            let src: Vec<T> = (0..len).map(|i| T::from((i % 7) as i8 - 3)).collect();
+            let lhs = Array2::from_shape_fn((m, k), |(i, j)| T::from(((i * 5 + j) % 9) as i8 - 4));
+            let want = Array4::from_shape_fn((m, od, oh, ow), |(o, z, y, x)| {
+                let p = (z * rows + y) * pitch + x;
+                (0..k).fold(T::zero(), |acc, kk| acc + lhs[(o, kk)] * src[taps[kk] + p])
+            });
+            for threads in [1, 2] {
+                let sentinel = T::from(100);
+                let mut out = Array4::from_elem((m, od, oh, ow + 3), sentinel);
+                gathered(
+                    out.slice_mut(s![.., .., .., ..ow]),
+                    lhs.view(),
+                    &src,
+                    &taps,
+                    (pitch, rows),
+                    threads,
+                );
+                assert_eq!(
+                    out.slice(s![.., .., .., ..ow]),
+                    want,
+                    "case {case}: m {m}, out {od}×{oh}×{ow}, grid {rows}×{pitch}, k {k}, \
+                     threads {threads}"
+                );
+                assert!(out
+                    .slice(s![.., .., .., ow..])
+                    .iter()
+                    .all(|&v| v == sentinel));
+            }
+        }
+    }
+
+    #[test]
+    fn gathered_products_match_their_definition() {
+        check::<f32>(11);
+        check::<f64>(12);
+    }
+
+    #[test]
+    fn taps_past_the_source_panic() {
+        if !available::<f32>() {
+            return;
+        }
+        // One element short: the last position (31) reads index 10 + 31, past 41 elements.
+        let caught = std::panic::catch_unwind(|| {
+            let lhs = Array2::<f32>::zeros((2, 1));
+            let mut out = Array4::<f32>::zeros((2, 1, 2, 16));
+            let src = vec![0f32; 10 + 31];
+            gathered(out.view_mut(), lhs.view(), &src, &[10], (16, 2), 1);
+        });
+        let message = caught.expect_err("a short source must panic");
+        let text = message.downcast_ref::<&str>().copied().unwrap_or_default();
+        assert!(text.contains("taps read past the source"), "{text}");
+    }
+}
