@@ -1,5 +1,7 @@
 //! Profile target: many calls of one small problem (`perf record` on it).
 //! `cargo run --release -p strideconv --example prof_small -- n f s method reps`
+//! Env: CONV=cin,cout (NCHW layer), SEEDC=c (n×n×c channel-last seed array), BATCH, F64,
+//! ALT (alternate kernels so FFT spectra are never reused), EXPLAIN.
 use std::time::Instant;
 
 use ndarray::{ArrayD, Dimension, IxDyn};
@@ -43,6 +45,19 @@ fn main() {
             channels_last: false,
         };
         (ConvSpec::new(&xs, &ks, layout, &opts).unwrap(), xs, ks)
+    } else if let Ok(c) = std::env::var("SEEDC") {
+        // The seed's n×n×c channel-last array with an f×f×c kernel (channel axis summed).
+        let c: usize = c.parse().unwrap();
+        let layout = Layout::Signal {
+            channel_axis: Some(2),
+            kernel_broadcast: false,
+        };
+        let (xs, ks) = (vec![n, n, c], vec![f, f, c]);
+        (
+            ConvSpec::new(&xs, &ks, layout, &Options::strided(s)).unwrap(),
+            xs,
+            ks,
+        )
     } else {
         let layout = Layout::Signal {
             channel_axis: None,
@@ -82,11 +97,15 @@ where
     let k = ArrayD::from_shape_fn(IxDyn(ks), |i| {
         T::from((i.slice().iter().sum::<usize>() % 3) as u8)
     });
+    // ALT set: calls alternate between k and 2k, so no call reuses the last kernel's spectra.
+    let k2 = k.mapv(|v| v + v);
+    let alt = std::env::var_os("ALT").is_some();
     let plan = Plan::<T>::new(spec, m, Some(threads)).unwrap();
     let mut best = f64::INFINITY;
-    for _ in 0..reps {
+    for r in 0..reps {
+        let kr = if alt && r % 2 == 1 { &k2 } else { &k };
         let t0 = Instant::now();
-        std::hint::black_box(plan.execute(x.view(), k.view()).unwrap());
+        std::hint::black_box(plan.execute(x.view(), kr.view()).unwrap());
         best = best.min(t0.elapsed().as_secs_f64());
     }
     if std::env::var_os("EXPLAIN").is_some() {

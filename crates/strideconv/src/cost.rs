@@ -8,7 +8,7 @@
 //! already include one calibration run on the development machine (AVX-512, 2 cores).
 
 use crate::kernels::{self, Isa};
-use crate::method::fft::FftGeometry;
+use crate::method::fft::{self, FftGeometry};
 use crate::method::Geom;
 use crate::plan::Method;
 use crate::scalar::{Kind, Scalar};
@@ -131,7 +131,7 @@ pub(crate) fn estimate<T: Scalar>(
         Method::Im2col => im2col::<T>(spec),
         Method::Fft | Method::FftFull => fft::<T>(spec, m == Method::Fft),
     };
-    let par = parallel_speedup(m, spec, threads);
+    let par = parallel_speedup::<T>(m, spec, threads);
     let overhead = unit::CALL
         + if threads > 1 && spec.macs() >= 2e5 {
             unit::POOL
@@ -143,7 +143,7 @@ pub(crate) fn estimate<T: Scalar>(
 
 /// Expected speed-up on `threads` threads: blocks for most methods; rows of transforms for a
 /// single FFT block.
-fn parallel_speedup(m: Method, spec: &ConvSpec, threads: usize) -> f64 {
+fn parallel_speedup<T: Scalar>(m: Method, spec: &ConvSpec, threads: usize) -> f64 {
     if threads <= 1 || spec.macs() < 2e5 {
         return 1.0;
     }
@@ -155,7 +155,13 @@ fn parallel_speedup(m: Method, spec: &ConvSpec, threads: usize) -> f64 {
                 dilation: spec.dilation,
                 threads: 1,
             };
-            let geo = FftGeometry::new(spec.out_spatial(), spec.kernel, &geom, m == Method::Fft);
+            let geo = FftGeometry::new(
+                spec.out_spatial(),
+                spec.kernel,
+                &geom,
+                m == Method::Fft,
+                T::KIND == Kind::Real,
+            );
             let transforms = geo.live_phases(spec.kernel, &geom) * spec.in_channels / spec.groups;
             if spec.batch >= threads {
                 0.9 * t
@@ -330,7 +336,10 @@ fn fft<T: Scalar>(spec: &ConvSpec, polyphase: bool) -> f64 {
     let spectrum = if real { points / 2.0 } else { points };
     let bytes = spectrum * 2.0 * elem_bytes::<T>() as f64 / if real { 1.0 } else { 2.0 };
     let cache = 1.0 + bytes / (512 << 10) as f64;
-    let per_transform = spectrum * points.log2().max(1.0) * unit::FFT_UNIT * cache
+    // Passes over the data, in radix-2 stages: log2 of the size for powers of two, more
+    // for lengths with factors 3, 5 and 7 (priced by `radix_work`).
+    let passes: f64 = geo.m.iter().map(|&m| fft::radix_work(m)).sum();
+    let per_transform = spectrum * passes.max(1.0) * unit::FFT_UNIT * cache
         + points * unit::COPY * 0.5
         + unit::FFT_TRANSFORM;
     let live = geo.live_phases(spec.kernel, &geom) as f64;
