@@ -175,12 +175,28 @@ fn run_channels_last<T: Scalar>(
         }
     };
     // Add kernel rows `taps` (td·kh + th) of output row (n, o, d, h) into `row`.
+    // Runs of kernel rows within one depth slice go to the kernel together: their input
+    // rows are `d1` plane rows apart in one slice of memory.
     let add_rows = |[n, o, d, h]: [usize; 4], taps: std::ops::Range<usize>, row: &mut [T]| {
-        for t in taps {
+        let mut t = taps.start;
+        while t < taps.end {
             let (td, th) = (t / kh, t % kh);
-            let xs = row_of(n, d * s0 + td * d0, h * s1 + th * d1);
-            let kr = &krows[((o * kd + td) * kh + th) * len..][..len];
-            kernels::dots(xs, &starts, kr, row);
+            let dd = d * s0 + td * d0;
+            let r = h * s1 + th * d1;
+            let kr = |count: usize| &krows[((o * kd + td) * kh + th) * len..][..count * len];
+            match planes[n * xd + dd] {
+                Some(mem) => {
+                    let count = (kh - th).min(taps.end - t);
+                    let step = sh as usize * d1;
+                    let xs = &mem[r * sh as usize..][..(count - 1) * step + xw * cin];
+                    kernels::dots(xs, step, count, &starts, kr(count), row);
+                    t += count;
+                }
+                None => {
+                    kernels::dots(row_of(n, dd, r), 0, 1, &starts, kr(1), row);
+                    t += 1;
+                }
+            }
         }
     };
     // Few outputs with long sums (the kernel nearly as large as the input): the sum over
