@@ -200,6 +200,9 @@ pub(crate) trait FftScalar: Scalar {
     fn from_re(v: Self::F) -> Self;
     /// The result from a complex transform's output value.
     fn from_c(c: C<Self::F>) -> Self;
+    /// Real data as the transform's working type (itself), so it is transformed in place
+    /// instead of copied; `None` for complex types.
+    fn real_mut(data: &mut [Self]) -> Option<&mut [Self::F]>;
 }
 
 macro_rules! real_fft_scalar {
@@ -215,6 +218,9 @@ macro_rules! real_fft_scalar {
             }
             fn from_c(c: C<$t>) -> $t {
                 c.re
+            }
+            fn real_mut(data: &mut [$t]) -> Option<&mut [$t]> {
+                Some(data)
             }
         }
     };
@@ -235,6 +241,9 @@ macro_rules! complex_fft_scalar {
             }
             fn from_c(c: $t) -> $t {
                 c
+            }
+            fn real_mut(_: &mut [$t]) -> Option<&mut [$f]> {
+                None
             }
         }
     };
@@ -608,7 +617,7 @@ impl<T: FftScalar> Work<T> {
     /// Transform `self.data` into `self.spec`; `live` as in [`Transforms::forward_real`].
     fn forward(&mut self, t: &Transforms<T::F>, live: [usize; 2]) {
         Self::transform(
-            &self.data,
+            &mut self.data,
             &mut self.real,
             &mut self.spec,
             &mut self.tmp,
@@ -620,19 +629,22 @@ impl<T: FftScalar> Work<T> {
     /// Transform channel `i` of `self.group` into `self.spec`.
     fn forward_grouped(&mut self, t: &Transforms<T::F>, i: usize, live: [usize; 2]) {
         let size = self.data.len();
-        let data = &self.group[i * size..(i + 1) * size];
+        let data = &mut self.group[i * size..(i + 1) * size];
         Self::transform(data, &mut self.real, &mut self.spec, &mut self.tmp, t, live);
     }
 
+    /// Transform `data` (overwritten: real transforms use their input as scratch).
     fn transform(
-        data: &[T],
+        data: &mut [T],
         real: &mut Vec<T::F>,
         spec: &mut Vec<C<T::F>>,
         tmp: &mut Vec<C<T::F>>,
         t: &Transforms<T::F>,
         live: [usize; 2],
     ) {
-        if T::REAL {
+        if let Some(data) = T::real_mut(data) {
+            t.forward_real(data, spec, tmp, live);
+        } else if T::REAL {
             real.clear();
             real.extend(data.iter().map(|v| v.to_c().re));
             t.forward_real(real, spec, tmp, live);
@@ -671,22 +683,42 @@ impl<T: FftScalar> Setup<'_, T> {
     fn counts(&self, p: [usize; SPATIAL], row0: usize) -> [usize; SPATIAL] {
         let (m, q) = (self.geo.m, self.geo.phases);
         let xlen = [self.x.shape()[2], self.x.shape()[3], self.x.shape()[4]];
-        std::array::from_fn(|a| {
+        let cnt: [usize; SPATIAL] = std::array::from_fn(|a| {
             let avail = xlen[a].saturating_sub(p[a]).div_ceil(q[a]);
             let first = if a == 1 { row0 } else { 0 };
             avail.saturating_sub(first).min(m[a])
-        })
+        });
+        // No point on one axis: none at all (and no row the transform must read).
+        if cnt.contains(&0) {
+            [0; SPATIAL]
+        } else {
+            cnt
+        }
+    }
+
+    /// Zero what the transform of a buffer filled with `cnt` points per axis reads besides
+    /// them: the rest of each filled row. Real transforms skip the rows past `cnt`
+    /// ([`Transforms::forward_real`]); complex ones read everything, so all is zeroed first.
+    fn clear_rest(&self, data: &mut [T], cnt: [usize; SPATIAL]) {
+        let m = self.geo.m;
+        if !T::REAL {
+            data.fill(T::zero());
+            return;
+        }
+        for i0 in 0..cnt[0] {
+            for r in 0..cnt[1] {
+                let row = (i0 * m[1] + r) * m[2];
+                data[row + cnt[2]..row + m[2]].fill(T::zero());
+            }
+        }
     }
 
     /// Write input phase `p` of channel `c` into `data`, for the band whose first unstrided
     /// output row is `row0` (phase-row units).
     fn fill_input(&self, data: &mut [T], n: usize, c: usize, p: [usize; SPATIAL], row0: usize) {
         let (m, q) = (self.geo.m, self.geo.phases);
-        data.fill(T::zero());
         let cnt = self.counts(p, row0);
-        if cnt[1] == 0 || cnt[2] == 0 {
-            return;
-        }
+        self.clear_rest(data, cnt);
         for i0 in 0..cnt[0] {
             // One plane per call: slicing row by row costs more than copying the row.
             let r0 = row0 * q[1] + p[1];
@@ -711,11 +743,10 @@ impl<T: FftScalar> Setup<'_, T> {
     ) {
         let (m, q) = (self.geo.m, self.geo.phases);
         let size = m.iter().product::<usize>();
-        group.clear();
         group.resize(chans.len() * size, T::zero());
         let cnt = self.counts(p, row0);
-        if cnt[1] == 0 || cnt[2] == 0 {
-            return;
+        for data in group.chunks_exact_mut(size) {
+            self.clear_rest(data, cnt);
         }
         let r0 = row0 * q[1] + p[1];
         let nc = chans.len();
@@ -815,7 +846,8 @@ impl<T: FftScalar> Setup<'_, T> {
     /// false when that phase holds no tap.
     fn fill_kernel(&self, data: &mut [T], o: usize, c: usize, p: [usize; SPATIAL]) -> bool {
         let (m, q, klen, dil) = (self.geo.m, self.geo.phases, self.geo.klen, self.g.dilation);
-        data.fill(T::zero());
+        // The transform reads only the kernel's rows (`live` = klen), whole.
+        self.clear_rest(data, [klen[0], klen[1], 0]);
         let mut any = false;
         for j0 in 0..klen[0] {
             let Some(t0) = tap(j0, p[0], q[0], dil[0], self.kernel[0]) else {
