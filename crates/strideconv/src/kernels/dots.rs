@@ -30,7 +30,10 @@ pub(crate) fn dots<T: Scalar>(
     out: &mut [T],
 ) {
     assert_eq!(starts.len(), out.len());
-    assert!(rows > 0 && k.len().is_multiple_of(rows), "k holds whole rows");
+    assert!(
+        rows > 0 && k.len().is_multiple_of(rows),
+        "k holds whole rows"
+    );
     let len = k.len() / rows;
     assert!(
         starts

@@ -300,6 +300,35 @@ fn transpose<F: FftNum>(src: &[C<F>], dst: &mut [C<F>], rows: usize, cols: usize
     }
 }
 
+/// `f(scratch, i, a_row, b_row)` for every pair of `i`-th rows of `a` (rows `alen` long)
+/// and `b` (rows `blen` long), on the pool's threads when `parallel`, one scratch per task.
+fn paired_rows<A: Send, B: Send, S>(
+    a: &mut [A],
+    alen: usize,
+    b: &mut [B],
+    blen: usize,
+    parallel: bool,
+    scratch: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, usize, &mut [A], &mut [B]) + Sync + Send,
+) {
+    if parallel {
+        (a.par_chunks_exact_mut(alen)
+            .zip(b.par_chunks_exact_mut(blen)))
+        .enumerate()
+        .with_min_len(16)
+        .for_each_init(&scratch, |sc, (i, (x, y))| f(sc, i, x, y));
+    } else {
+        let mut sc = scratch();
+        for (i, (x, y)) in a
+            .chunks_exact_mut(alen)
+            .zip(b.chunks_exact_mut(blen))
+            .enumerate()
+        {
+            f(&mut sc, i, x, y);
+        }
+    }
+}
+
 impl<F: FftNum + Float> Transforms<F> {
     fn new(
         m: [usize; SPATIAL],
@@ -431,26 +460,8 @@ impl<F: FftNum + Float> Transforms<F> {
                 y.fill(zero);
             }
         };
-        if self.threads && spec.len() >= PARALLEL_MIN {
-            (data
-                .par_chunks_exact_mut(m2)
-                .zip(spec.par_chunks_exact_mut(h2)))
-            .enumerate()
-            .with_min_len(16)
-            .for_each_init(
-                || r2c.make_scratch_vec(),
-                |sc, (i, (x, y))| row(sc, i, x, y),
-            );
-        } else {
-            let mut scratch = r2c.make_scratch_vec();
-            for (i, (x, y)) in data
-                .chunks_exact_mut(m2)
-                .zip(spec.chunks_exact_mut(h2))
-                .enumerate()
-            {
-                row(&mut scratch, i, x, y);
-            }
-        }
+        let parallel = self.threads && spec.len() >= PARALLEL_MIN;
+        paired_rows(data, m2, spec, h2, parallel, || r2c.make_scratch_vec(), row);
         self.forward_rest(spec, tmp);
     }
 
@@ -480,26 +491,8 @@ impl<F: FftNum + Float> Transforms<F> {
             c2r.process_with_scratch(y, x, scratch)
                 .expect("buffer lengths match the plan");
         };
-        if self.threads && spec.len() >= PARALLEL_MIN {
-            (spec
-                .par_chunks_exact_mut(h2)
-                .zip(data.par_chunks_exact_mut(m2)))
-            .enumerate()
-            .with_min_len(16)
-            .for_each_init(
-                || c2r.make_scratch_vec(),
-                |sc, (i, (y, x))| row(sc, i, y, x),
-            );
-        } else {
-            let mut scratch = c2r.make_scratch_vec();
-            for (i, (y, x)) in spec
-                .chunks_exact_mut(h2)
-                .zip(data.chunks_exact_mut(m2))
-                .enumerate()
-            {
-                row(&mut scratch, i, y, x);
-            }
-        }
+        let parallel = self.threads && spec.len() >= PARALLEL_MIN;
+        paired_rows(spec, h2, data, m2, parallel, || c2r.make_scratch_vec(), row);
     }
 
     /// Forward transform of complex data (already in `spec`, `[m0][m1][m2]`), in place.
