@@ -6,7 +6,7 @@
 //! in the input. Four outputs are computed together, a kernel row at a time, so each kernel
 //! vector loaded serves four input vectors. Fewer than four outputs (a kernel nearly as
 //! large as the input) go one at a time with all their rows summed in registers before one
-//! reduction (a reduction per row cost more than the row's products: 17 → 8 µs
+//! reduction (a reduction per row cost more than the row's products: 17.5 → 10 µs
 //! on the seed's 256² ⋆ 255²), over four accumulators so successive multiply-adds do not
 //! wait on each other. Eight lanes per accumulator keep the loops vectorised for any
 //! element type.

@@ -707,10 +707,17 @@ impl<T: FftScalar> Setup<'_, T> {
     }
 
     /// Write input phase `p` of channel `c` into `data`, for the band whose first unstrided
-    /// output row is `row0` (phase-row units).
-    fn fill_input(&self, data: &mut [T], n: usize, c: usize, p: [usize; SPATIAL], row0: usize) {
+    /// output row is `row0` (phase-row units); `cnt` is [`Self::counts`] of them.
+    fn fill_input(
+        &self,
+        data: &mut [T],
+        n: usize,
+        c: usize,
+        p: [usize; SPATIAL],
+        row0: usize,
+        cnt: [usize; SPATIAL],
+    ) {
         let (m, q) = (self.geo.m, self.geo.phases);
-        let cnt = self.counts(p, row0);
         self.clear_rest(data, cnt);
         for i0 in 0..cnt[0] {
             // One plane per call: slicing row by row costs more than copying the row.
@@ -733,11 +740,11 @@ impl<T: FftScalar> Setup<'_, T> {
         chans: Range<usize>,
         p: [usize; SPATIAL],
         row0: usize,
+        cnt: [usize; SPATIAL],
     ) {
         let (m, q) = (self.geo.m, self.geo.phases);
         let size = m.iter().product::<usize>();
         group.resize(chans.len() * size, T::zero());
-        let cnt = self.counts(p, row0);
         for data in group.chunks_exact_mut(size) {
             self.clear_rest(data, cnt);
         }
@@ -802,16 +809,16 @@ impl<T: FftScalar> Setup<'_, T> {
         let (cout, cin) = (self.k.shape()[0], self.k.shape()[1]);
         let len = t.spectrum_len();
         let grouped = chans.len() > 1;
-        if grouped {
-            self.fill_inputs(&mut w.group, n, chans.clone(), p, row0);
-        }
         let cnt = self.counts(p, row0);
+        if grouped {
+            self.fill_inputs(&mut w.group, n, chans.clone(), p, row0, cnt);
+        }
         let live = [cnt[0], cnt[1]];
         for (i, c) in chans.enumerate() {
             if grouped {
                 w.forward_grouped(t, i, live);
             } else {
-                self.fill_input(&mut w.data, n, c, p, row0);
+                self.fill_input(&mut w.data, n, c, p, row0, cnt);
                 w.forward(t, live);
             }
             std::mem::swap(&mut w.xs, &mut w.spec);
@@ -822,10 +829,9 @@ impl<T: FftScalar> Setup<'_, T> {
                         None => continue,
                     },
                     None => {
-                        if !self.fill_kernel(&mut w.data, o, c, p) {
+                        if !self.kernel_spectrum(w, o, c, p) {
                             continue;
                         }
-                        w.forward(t, [self.geo.klen[0], self.geo.klen[1]]);
                         &w.spec
                     }
                 };
@@ -833,6 +839,16 @@ impl<T: FftScalar> Setup<'_, T> {
             }
             std::mem::swap(&mut w.xs, &mut w.spec);
         }
+    }
+
+    /// Transform kernel phase `p` of (o, c) into `w.spec`; false (and nothing transformed)
+    /// when that phase holds no tap.
+    fn kernel_spectrum(&self, w: &mut Work<T>, o: usize, c: usize, p: [usize; SPATIAL]) -> bool {
+        let any = self.fill_kernel(&mut w.data, o, c, p);
+        if any {
+            w.forward(&self.t, [self.geo.klen[0], self.geo.klen[1]]);
+        }
+        any
     }
 
     /// Write kernel phase `p` of (o, c), reversed within the common length, into `data`;
@@ -899,12 +915,11 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
                 }
             }
         }
-        // With at least as many (phase, channel) input transforms as threads, whole transforms
-        // go to the threads (each adds into its own spectra, summed at the end); otherwise the
-        // rows of each transform are spread.
         // Work units: (phase, channels). Input with adjacent channels is read a whole phase
         // at a time (all its channels in one pass) when there are phases enough for the
-        // threads; otherwise each unit is one (phase, channel) pair.
+        // threads; otherwise each unit is one (phase, channel) pair. With at least as many
+        // units as threads, whole units go to the threads (each adds into its own spectra,
+        // summed at the end); otherwise the rows of each transform are spread.
         let grouped = cin > 1 && x.strides()[1] == 1 && phases.len() >= g.threads;
         let units: Vec<(usize, Range<usize>)> = if grouped {
             (0..phases.len()).map(|pi| (pi, 0..cin)).collect()
@@ -956,10 +971,9 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
             None => {
                 let mut kspec: Vec<Spectrum<T::F>> = Vec::new();
                 let kernel_spectrum = |w: &mut Work<T>, p, c, o| {
-                    setup.fill_kernel(&mut w.data, o, c, p).then(|| {
-                        w.forward(t, [geo.klen[0], geo.klen[1]]);
-                        std::mem::take(&mut w.spec)
-                    })
+                    setup
+                        .kernel_spectrum(w, o, c, p)
+                        .then(|| std::mem::take(&mut w.spec))
                 };
                 if coarse {
                     let jobs: Vec<([usize; SPATIAL], usize, usize)> = (setup.phases.iter())
