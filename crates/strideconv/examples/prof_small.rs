@@ -79,7 +79,7 @@ fn main() {
     println!("{n}² {f}×{f}/s{s} dw{dw} {m}: best {:.2} µs", best * 1e6);
 }
 
-/// Best time of `reps` calls of one plan (its explanation printed when EXPLAIN is set).
+/// Best time of `reps` calls of one plan (the mean is printed) (its explanation printed when EXPLAIN is set).
 fn time<T>(
     spec: ConvSpec,
     m: Method,
@@ -102,12 +102,15 @@ where
     let alt = std::env::var_os("ALT").is_some();
     let plan = Plan::<T>::new(spec, m, Some(threads)).unwrap();
     let mut best = f64::INFINITY;
+    let start = Instant::now();
     for r in 0..reps {
         let kr = if alt && r % 2 == 1 { &k2 } else { &k };
         let t0 = Instant::now();
         std::hint::black_box(plan.execute(x.view(), kr.view()).unwrap());
         best = best.min(t0.elapsed().as_secs_f64());
     }
+    let mean = start.elapsed().as_secs_f64() / reps.max(1) as f64;
+    println!("mean {:.2} µs", mean * 1e6);
     if std::env::var_os("EXPLAIN").is_some() {
         print!("{}", plan.explain());
     }

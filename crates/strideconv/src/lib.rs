@@ -41,6 +41,7 @@ mod method;
 pub mod plan;
 pub mod scalar;
 pub mod spec;
+mod team;
 mod view;
 pub mod wisdom;
 

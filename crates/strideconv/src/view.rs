@@ -229,11 +229,7 @@ pub(crate) fn prepare_input<'a, E: Element>(
             }
         }
     };
-    let data = if parallel {
-        crate::method::pool(threads).install(|| kernels::fill_planes(planes, plane_len, true, fill))
-    } else {
-        kernels::fill_planes(planes, plane_len, false, fill)
-    };
+    let data = kernels::fill_planes(planes, plane_len, if parallel { threads } else { 1 }, fill);
     Array5::from_shape_vec((n, c, padded[0], padded[1], padded[2]), data)
         .expect("one element per padded position")
         .into()
@@ -277,10 +273,12 @@ pub(crate) fn has_non_finite<T: Scalar>(a: &ArrayView5<'_, T>, threads: usize) -
     }
     match a.as_slice_memory_order() {
         Some(s) if threads > 1 && s.len() >= PARALLEL_SCAN => {
-            use rayon::prelude::*;
             let piece = s.len().div_ceil(threads);
-            crate::method::pool(threads)
-                .install(|| s.par_chunks(piece).any(crate::kernels::has_non_finite))
+            crate::team::map(threads, threads, |i| {
+                let part = &s[(i * piece).min(s.len())..((i + 1) * piece).min(s.len())];
+                crate::kernels::has_non_finite(part)
+            })
+            .contains(&true)
         }
         Some(s) => crate::kernels::has_non_finite(s),
         None => !a.iter().all(|v| v.is_finite()),

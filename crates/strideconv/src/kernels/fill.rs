@@ -8,8 +8,6 @@
 
 use std::mem::MaybeUninit;
 
-use rayon::prelude::*;
-
 /// Writes one plane from its start, element by element or in runs.
 pub(crate) struct Filler<'a, T> {
     buf: &'a mut [MaybeUninit<T>],
@@ -39,8 +37,8 @@ impl<T: Copy> Filler<'_, T> {
 }
 
 /// A vector of `planes · plane_len` elements; `fill(i, filler)` writes plane `i` in full.
-/// Planes are filled in parallel (in the current rayon pool) when `parallel` is set.
-pub(crate) fn planes<T, F>(planes: usize, plane_len: usize, parallel: bool, fill: F) -> Vec<T>
+/// Planes are filled on up to `threads` threads.
+pub(crate) fn planes<T, F>(planes: usize, plane_len: usize, threads: usize, fill: F) -> Vec<T>
 where
     T: Copy + Send + Sync,
     F: Fn(usize, &mut Filler<'_, T>) + Sync,
@@ -54,10 +52,8 @@ where
         assert_eq!(f.len, plane_len, "plane {i} was not filled completely");
     };
     let room = &mut v.spare_capacity_mut()[..total];
-    if parallel && plane_len > 0 {
-        room.par_chunks_mut(plane_len).enumerate().for_each(one);
-    } else if plane_len > 0 {
-        room.chunks_mut(plane_len).enumerate().for_each(one);
+    if plane_len > 0 {
+        crate::team::for_chunks_mut(threads, room, plane_len, |i, buf| one((i, buf)));
     }
     // SAFETY: every plane's filler wrote exactly `plane_len` elements from the plane's start
     // (checked above; a short plane panics before this point), so all `total` elements of

@@ -133,7 +133,7 @@ pub(super) fn matmul<T: Scalar>(
 /// so no panel is gathered: panel row `kk` is `src + taps[kk]` itself. The positions of the
 /// grid outside the output (`x ≥ W`, `y ≥ H`) are computed and dropped.
 ///
-/// Runs on up to `threads` workers of the current rayon pool, cutting the positions into runs
+/// Runs on up to `threads` threads ([`crate::team`]), cutting the positions into runs
 /// of whole vectors, or the output channels into strips when there are too few positions.
 ///
 /// # Panics
@@ -251,12 +251,7 @@ pub(crate) fn gathered<T: Scalar>(
             q0 = q1;
         }
     };
-    if parts <= 1 {
-        run_part(0);
-    } else {
-        use rayon::prelude::*;
-        (0..parts).into_par_iter().for_each(run_part);
-    }
+    crate::team::for_each(threads, parts, run_part);
 }
 
 /// A pointer that parts of one product on several threads write through, each to its own

@@ -90,14 +90,11 @@ pub(crate) fn zeroed<T: crate::Scalar>(n: usize, threads: usize) -> Vec<T> {
         advise_huge(&v);
         return v;
     }
-    use rayon::prelude::*;
     let mut v: Vec<T> = Vec::with_capacity(n);
     advise_huge_capacity(&v);
     let chunk = n.div_ceil(threads * 4).max(1);
-    crate::method::pool(threads).install(|| {
-        v.spare_capacity_mut()[..n]
-            .par_chunks_mut(chunk)
-            .for_each(|c| c.fill(std::mem::MaybeUninit::new(T::zero())));
+    crate::team::for_chunks_mut(threads, &mut v.spare_capacity_mut()[..n], chunk, |_, c| {
+        c.fill(std::mem::MaybeUninit::new(T::zero()));
     });
     // SAFETY: the first `n` elements were all written just above.
     unsafe { v.set_len(n) };

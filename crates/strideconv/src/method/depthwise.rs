@@ -15,9 +15,8 @@
 //!   dilation.
 
 use ndarray::{s, ArrayView5, ArrayViewMut5, Axis};
-use rayon::prelude::*;
 
-use super::{chunks, pool};
+use super::chunks;
 use crate::kernels::{self, Interior, Masked, Rows};
 use crate::spec::{ConvSpec, PadMode};
 use crate::Scalar;
@@ -246,12 +245,7 @@ pub(crate) fn drive<T: Scalar>(
         sc.out = dst;
         sc.plane = copy;
     };
-    if threads <= 1 || blocks.len() == 1 {
-        let mut sc = Scratch::default();
-        blocks.into_iter().for_each(|b| run(&mut sc, b));
-    } else {
-        pool(threads).install(|| blocks.into_par_iter().for_each_init(Scratch::default, run));
-    }
+    crate::team::for_items_init(threads, blocks, Scratch::default, run);
     true
 }
 

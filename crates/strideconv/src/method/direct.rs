@@ -11,7 +11,6 @@ use std::any::Any;
 use std::cell::RefCell;
 
 use ndarray::{s, ArrayView5, ArrayViewMut5};
-use rayon::prelude::*;
 
 use super::{Algorithm, Geom, Tiling};
 use crate::kernels::{self, PAD};
@@ -219,7 +218,7 @@ fn run_channels_last<T: Scalar>(
             }
             acc
         };
-        let mut partials = (0..parts).into_par_iter().map(partial).collect::<Vec<_>>();
+        let mut partials = crate::team::map(parts, parts, partial);
         let mut sums = partials.swap_remove(0);
         for more in &partials {
             sums.iter_mut().zip(more).for_each(|(y, &v)| *y += v);

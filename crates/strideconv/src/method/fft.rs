@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex};
 use ndarray::{s, ArrayView5, ArrayViewMut5, Axis};
 use num_complex::{Complex, Complex32, Complex64};
 use num_traits::{Float, One, Zero};
-use rayon::prelude::*;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftNum, FftPlanner};
 
@@ -188,7 +187,8 @@ pub(crate) struct Transforms<F: FftNum> {
     last: [Arc<dyn Fft<F>>; 2],
     mid: [Arc<dyn Fft<F>>; 2],
     first: [Arc<dyn Fft<F>>; 2],
-    threads: bool,
+    /// Threads the rows of one transform are spread over (1: this thread alone).
+    threads: usize,
 }
 
 /// Element types the FFT engine accepts, with their complex working type.
@@ -255,29 +255,34 @@ complex_fft_scalar!(Complex64, f64);
 /// spreading over threads.
 pub(crate) const PARALLEL_MIN: usize = 1 << 16;
 
-/// Run `f(row, scratch)` on every `len`-long row of `buf`, on the pool's threads if asked.
+/// Run `f(row, scratch)` on every `len`-long row of `buf`, on `threads` threads.
 fn for_rows<F: FftNum>(
     buf: &mut [C<F>],
     len: usize,
     scratch_len: usize,
-    threads: bool,
+    threads: usize,
     f: impl Fn(&mut [C<F>], &mut [C<F>]) + Sync,
 ) {
     let zero = C::new(F::zero(), F::zero());
     // Fanning out costs ~10 µs: only worth it for transforms of some size.
-    if threads && buf.len() >= PARALLEL_MIN && buf.len() >= 8 * len {
+    if threads > 1 && buf.len() >= PARALLEL_MIN && buf.len() >= 8 * len {
         // Rows in batches so one scratch serves several rows.
         let batch = len * (buf.len() / len / 16).max(1);
-        buf.par_chunks_mut(batch)
-            .for_each_init(|| vec![zero; scratch_len], |scratch, rows| f(rows, scratch));
+        crate::team::for_chunks_mut_init(
+            threads,
+            buf,
+            batch,
+            || vec![zero; scratch_len],
+            |scratch, _, rows| f(rows, scratch),
+        );
     } else {
         let mut scratch = vec![zero; scratch_len];
         f(buf, &mut scratch);
     }
 }
 
-/// `dst[c·rows + r] = src[r·cols + c]`, in cache-sized tiles, on the pool's threads if asked.
-fn transpose<F: FftNum>(src: &[C<F>], dst: &mut [C<F>], rows: usize, cols: usize, threads: bool) {
+/// `dst[c·rows + r] = src[r·cols + c]`, in cache-sized tiles, on `threads` threads.
+fn transpose<F: FftNum>(src: &[C<F>], dst: &mut [C<F>], rows: usize, cols: usize, threads: usize) {
     const T: usize = 32;
     let tile = |c0: usize, band: &mut [C<F>]| {
         let c1 = (c0 + band.len() / rows).min(cols);
@@ -289,10 +294,8 @@ fn transpose<F: FftNum>(src: &[C<F>], dst: &mut [C<F>], rows: usize, cols: usize
             }
         }
     };
-    if threads && rows * cols >= PARALLEL_MIN {
-        dst.par_chunks_mut(T * rows)
-            .enumerate()
-            .for_each(|(i, band)| tile(i * T, band));
+    if threads > 1 && rows * cols >= PARALLEL_MIN {
+        crate::team::for_chunks_mut(threads, dst, T * rows, |i, band| tile(i * T, band));
     } else {
         for (i, band) in dst.chunks_mut(T * rows).enumerate() {
             tile(i * T, band);
@@ -301,22 +304,18 @@ fn transpose<F: FftNum>(src: &[C<F>], dst: &mut [C<F>], rows: usize, cols: usize
 }
 
 /// `f(scratch, i, a_row, b_row)` for every pair of `i`-th rows of `a` (rows `alen` long)
-/// and `b` (rows `blen` long), on the pool's threads when `parallel`, one scratch per task.
+/// and `b` (rows `blen` long), on `threads` threads, one scratch per thread.
 fn paired_rows<A: Send, B: Send, S>(
     a: &mut [A],
     alen: usize,
     b: &mut [B],
     blen: usize,
-    parallel: bool,
+    threads: usize,
     scratch: impl Fn() -> S + Sync + Send,
     f: impl Fn(&mut S, usize, &mut [A], &mut [B]) + Sync + Send,
 ) {
-    if parallel {
-        (a.par_chunks_exact_mut(alen)
-            .zip(b.par_chunks_exact_mut(blen)))
-        .enumerate()
-        .with_min_len(16)
-        .for_each_init(&scratch, |sc, (i, (x, y))| f(sc, i, x, y));
+    if threads > 1 {
+        crate::team::for_pairs_mut(threads, (a, alen), (b, blen), 16, scratch, f);
     } else {
         let mut sc = scratch();
         for (i, (x, y)) in a
@@ -335,7 +334,7 @@ impl<F: FftNum + Float> Transforms<F> {
         real: bool,
         planner: &mut FftPlanner<F>,
         rplanner: &mut RealFftPlanner<F>,
-        threads: bool,
+        threads: usize,
     ) -> Self {
         Transforms {
             m,
@@ -430,8 +429,8 @@ impl<F: FftNum + Float> Transforms<F> {
         }
     }
 
-    /// The same transforms, spreading their rows over the pool's threads or not.
-    fn with_threads(&self, threads: bool) -> Self {
+    /// The same transforms, spreading their rows over `threads` threads.
+    fn with_threads(&self, threads: usize) -> Self {
         Transforms {
             threads,
             ..self.clone()
@@ -460,8 +459,12 @@ impl<F: FftNum + Float> Transforms<F> {
                 y.fill(zero);
             }
         };
-        let parallel = self.threads && spec.len() >= PARALLEL_MIN;
-        paired_rows(data, m2, spec, h2, parallel, || r2c.make_scratch_vec(), row);
+        let threads = if spec.len() >= PARALLEL_MIN {
+            self.threads
+        } else {
+            1
+        };
+        paired_rows(data, m2, spec, h2, threads, || r2c.make_scratch_vec(), row);
         self.forward_rest(spec, tmp);
     }
 
@@ -491,8 +494,12 @@ impl<F: FftNum + Float> Transforms<F> {
             c2r.process_with_scratch(y, x, scratch)
                 .expect("buffer lengths match the plan");
         };
-        let parallel = self.threads && spec.len() >= PARALLEL_MIN;
-        paired_rows(spec, h2, data, m2, parallel, || c2r.make_scratch_vec(), row);
+        let threads = if spec.len() >= PARALLEL_MIN {
+            self.threads
+        } else {
+            1
+        };
+        paired_rows(spec, h2, data, m2, threads, || c2r.make_scratch_vec(), row);
     }
 
     /// Forward transform of complex data (already in `spec`, `[m0][m1][m2]`), in place.
@@ -576,7 +583,7 @@ impl<F: FftNum + Float> FftMethod<F> {
         }
     }
 
-    fn transforms(&self, m: [usize; SPATIAL], real: bool, threads: bool) -> Transforms<F> {
+    fn transforms(&self, m: [usize; SPATIAL], real: bool, threads: usize) -> Transforms<F> {
         let mut p = self.planners.lock().unwrap_or_else(|e| e.into_inner());
         let (c, r) = &mut *p;
         Transforms::new(m, real, c, r, threads)
@@ -929,7 +936,7 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
                 .collect()
         };
         let coarse = g.threads > 1 && units.len() >= g.threads;
-        let t = self.transforms(m, T::REAL, g.threads > 1 && !coarse);
+        let t = self.transforms(m, T::REAL, if coarse { 1 } else { g.threads });
         let spec_len = t.spectrum_len();
         let setup = Setup {
             x: &x,
@@ -981,10 +988,10 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
                             (0..cin).flat_map(move |c| (0..cout).map(move |o| (p, c, o)))
                         })
                         .collect();
-                    kspec = jobs
-                        .into_par_iter()
-                        .map_init(new_work, |w, (p, c, o)| kernel_spectrum(w, p, c, o))
-                        .collect();
+                    kspec = crate::team::map_init(g.threads, jobs.len(), new_work, |w, i| {
+                        let (p, c, o) = jobs[i];
+                        kernel_spectrum(w, p, c, o)
+                    });
                 } else if keep {
                     for &p in &setup.phases {
                         for c in 0..cin {
@@ -1017,7 +1024,7 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
         let kept = keep.then_some(&kspec[..]);
         // Whole transforms go to the threads; the inverses, one per output channel, spread
         // their rows instead.
-        let inverse = t.with_threads(g.threads > 1);
+        let inverse = t.with_threads(g.threads);
         for n in 0..nb {
             let mut h0 = 0;
             while h0 < oh {
@@ -1034,11 +1041,10 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
                         }
                         mine
                     };
-                    let mut partials: Vec<Vec<C<T::F>>> =
-                        (0..parts).into_par_iter().map(partial).collect();
+                    let mut partials: Vec<Vec<C<T::F>>> = crate::team::map(parts, parts, partial);
                     acc = partials.swap_remove(0);
                     const CHUNK: usize = 1 << 14;
-                    acc.par_chunks_mut(CHUNK).enumerate().for_each(|(i, a)| {
+                    crate::team::for_chunks_mut(g.threads, &mut acc, CHUNK, |i, a| {
                         for mine in &partials {
                             for (a, &b) in a.iter_mut().zip(&mine[i * CHUNK..]) {
                                 *a = *a + b;
@@ -1091,17 +1097,17 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
 }
 
 /// `acc += a · b`, elementwise.
-fn multiply_add<F: FftNum>(acc: &mut [C<F>], a: &[C<F>], b: &[C<F>], threads: bool) {
+fn multiply_add<F: FftNum>(acc: &mut [C<F>], a: &[C<F>], b: &[C<F>], threads: usize) {
     fn body<F: FftNum>(acc: &mut [C<F>], a: &[C<F>], b: &[C<F>]) {
         for ((y, &u), &v) in acc.iter_mut().zip(a).zip(b) {
             *y = *y + u * v;
         }
     }
     const CHUNK: usize = 1 << 14;
-    if threads && acc.len() >= PARALLEL_MIN {
-        acc.par_chunks_mut(CHUNK)
-            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-            .for_each(|(y, (u, v))| body(y, u, v));
+    if threads > 1 && acc.len() >= PARALLEL_MIN {
+        crate::team::for_chunks_mut(threads, acc, CHUNK, |i, y| {
+            body(y, &a[i * CHUNK..], &b[i * CHUNK..]);
+        });
     } else {
         body(acc, a, b);
     }

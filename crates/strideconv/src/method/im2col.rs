@@ -35,7 +35,6 @@ use ndarray::{
     s, ArrayView1, ArrayView2, ArrayView3, ArrayView4, ArrayView5, ArrayViewMut2, ArrayViewMut4,
     ArrayViewMut5, Axis, CowArray, Ix2, ShapeBuilder, Zip,
 };
-use rayon::prelude::*;
 use std::any::Any;
 use std::cell::RefCell;
 
@@ -182,8 +181,8 @@ thread_local! {
 /// fault it back in, which cost up to 40% of a mid-sized layer here. What is kept is one
 /// panel-sized set per thread (dropped instead when a huge reduction made it larger).
 fn with_scratch<T: Scalar, R>(f: impl FnOnce(&mut Scratch<T>) -> R) -> R {
-    // Taken out rather than borrowed: `f` may run rayon jobs, and a job stolen onto this
-    // thread may come back here; it then starts from empty buffers.
+    // Taken out rather than borrowed: `f` may run a team job whose part on this thread
+    // comes back here; that part then starts from empty buffers.
     let kept = SCRATCH.with(|c| c.borrow_mut().take());
     let mut scratch = kept
         .and_then(|b| b.downcast::<Scratch<T>>().ok())
@@ -430,11 +429,7 @@ fn implicit<T: Scalar>(
         };
         let buf = &mut buf[..len];
         let per_channel = used.len() * plane;
-        if threads > 1 {
-            buf.par_chunks_mut(per_channel).enumerate().for_each(split);
-        } else {
-            buf.chunks_mut(per_channel).enumerate().for_each(split);
-        }
+        crate::team::for_chunks_mut(threads, buf, per_channel, |c, chunk| split((c, chunk)));
         let taps = taps(geo, |c, [td, th, tw]| {
             let (a, b, e) = (td * d0, th * d1, tw * d2);
             let at = slot[phase_of([td, th, tw])];
@@ -587,9 +582,7 @@ fn multiply_par<T: Scalar>(
             .map(|(d, l)| (d, l, rhs.view()))
             .collect()
     };
-    parts
-        .into_par_iter()
-        .for_each(|(d, l, r)| multiply(d, l, r, false));
+    crate::team::for_items(threads, parts, |(d, l, r)| multiply(d, l, r, false));
 }
 
 /// Gather-and-multiply over tiles of one image. `on` is `(C_out, OD, OH, OW)`.
@@ -630,7 +623,7 @@ fn tiled<T: Scalar>(
         }
     }
     if by_tiles {
-        tiles.into_par_iter().for_each(|(tile, view)| {
+        crate::team::for_items(threads, tiles, |(tile, view)| {
             with_scratch(|scratch| run_tile(&xn, kmat, view, &tile, geo, &cut, scratch, 1));
         });
     } else {
@@ -710,22 +703,19 @@ fn run_tile<T: Scalar>(
             // The product is about to be split across threads; split the gather too, by
             // panel rows (each part a run of reduction groups with its own row buffers).
             let per = (g1 - g0).div_ceil(threads);
-            panel
-                .par_chunks_mut(per * glen * ld)
-                .enumerate()
-                .for_each(|(i, part)| {
-                    let (a, b) = (g0 + i * per, (g0 + (i + 1) * per).min(g1));
-                    gather_channels_first(
-                        xn,
-                        tile,
-                        geo,
-                        (a, b),
-                        ld,
-                        part,
-                        &mut Vec::new(),
-                        &mut Vec::new(),
-                    );
-                });
+            crate::team::for_chunks_mut(threads, panel, per * glen * ld, |i, part| {
+                let (a, b) = (g0 + i * per, (g0 + (i + 1) * per).min(g1));
+                gather_channels_first(
+                    xn,
+                    tile,
+                    geo,
+                    (a, b),
+                    ld,
+                    part,
+                    &mut Vec::new(),
+                    &mut Vec::new(),
+                );
+            });
             ArrayView2::from_shape((len, ld), panel).expect("sized above")
         } else {
             gather_channels_first(xn, tile, geo, (g0, g1), ld, panel, row, phases);

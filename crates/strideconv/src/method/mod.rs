@@ -6,10 +6,9 @@
 //! block. Groups, batch, padding, flips, dtype conversion and threading are done once, here
 //! and in [`crate::plan`], for all methods alike.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use ndarray::{s, ArrayView5, ArrayViewMut5, Axis};
-use rayon::prelude::*;
 
 use crate::spec::{extent, SPATIAL};
 use crate::Scalar;
@@ -26,8 +25,8 @@ pub(crate) mod shift_add;
 pub(crate) struct Geom {
     pub stride: [usize; SPATIAL],
     pub dilation: [usize; SPATIAL],
-    /// Threads of the pool the block runs in; a method may parallelise inside a block only
-    /// when this is above 1 (it then runs inside that pool).
+    /// Threads the block may run on ([`crate::team`]); a method parallelises inside a block
+    /// only when this is above 1.
     pub threads: usize,
 }
 
@@ -75,28 +74,6 @@ pub(crate) trait Algorithm<T: Scalar>: Send + Sync {
             );
         }
     }
-}
-
-/// The thread pool for `threads` workers, built once per count and shared.
-/// Thread pools by thread count.
-type Pools = Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>>;
-
-pub(crate) fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
-    static POOLS: OnceLock<Pools> = OnceLock::new();
-    let pools = POOLS.get_or_init(|| Mutex::new(Vec::new()));
-    let mut pools = pools.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
-        return p.clone();
-    }
-    let p = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("strideconv-{i}"))
-            .build()
-            .expect("a rayon pool of a positive thread count"),
-    );
-    pools.push((threads, p.clone()));
-    p
 }
 
 /// Number of threads used when the caller does not say.
@@ -216,7 +193,7 @@ fn drive_depthwise<T: Scalar>(
 
 type Block<'a, T> = (ArrayView5<'a, T>, ArrayView5<'a, T>, ArrayViewMut5<'a, T>);
 
-/// Run the blocks: in order on this thread, or spread over the pool of `threads`.
+/// Run the blocks: in order on this thread, or spread over `threads` threads.
 fn run_blocks<T: Scalar>(
     blocks: Vec<Block<'_, T>>,
     threads: usize,
@@ -229,19 +206,13 @@ fn run_blocks<T: Scalar>(
             run(xb, kb, ob, &g);
         }
     } else if blocks.len() == 1 {
-        // One block: the method may use the pool's threads inside it.
+        // One block: the method may use the threads inside it.
         let g = Geom { threads, ..*g };
-        pool(threads).install(|| {
-            for (xb, kb, ob) in blocks {
-                run(xb, kb, ob, &g);
-            }
-        });
+        for (xb, kb, ob) in blocks {
+            run(xb, kb, ob, &g);
+        }
     } else {
         let g = Geom { threads: 1, ..*g };
-        pool(threads).install(|| {
-            blocks
-                .into_par_iter()
-                .for_each(|(xb, kb, ob)| run(xb, kb, ob, &g));
-        });
+        crate::team::for_items(threads, blocks, |(xb, kb, ob)| run(xb, kb, ob, &g));
     }
 }
