@@ -133,7 +133,7 @@ pub(crate) fn estimate<T: Scalar>(
     };
     let par = parallel_speedup::<T>(m, spec, threads);
     let overhead = unit::CALL
-        + if threads > 1 && spec.macs() >= 2e5 {
+        + if threads > 1 && spec.macs() >= crate::method::PARALLEL_MACS {
             unit::POOL
         } else {
             0.0
@@ -144,7 +144,7 @@ pub(crate) fn estimate<T: Scalar>(
 /// Expected speed-up on `threads` threads: blocks for most methods; rows of transforms for a
 /// single FFT block.
 fn parallel_speedup<T: Scalar>(m: Method, spec: &ConvSpec, threads: usize) -> f64 {
-    if threads <= 1 || spec.macs() < 2e5 {
+    if threads <= 1 || spec.macs() < crate::method::PARALLEL_MACS {
         return 1.0;
     }
     let t = threads as f64;

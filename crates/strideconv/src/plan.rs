@@ -424,8 +424,12 @@ impl<T: Scalar> Plan<T> {
             ));
         }
         let kc = view::prepare_kernel::<E>(s, view::kernel_view(s, k));
-        // Small problems are not worth waking a pool.
-        let threads = if s.macs() < 2e5 { 1 } else { self.threads };
+        // Small problems are not worth a fan-out.
+        let threads = if s.macs() < method::PARALLEL_MACS {
+            1
+        } else {
+            self.threads
+        };
         let shape = s.out_shape();
         let n = shape.iter().product();
         let mut out =
