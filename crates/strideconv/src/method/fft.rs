@@ -21,7 +21,7 @@ use std::any::Any;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
-use ndarray::{s, ArrayView5, ArrayViewMut5, Axis};
+use ndarray::{s, ArrayView5, ArrayViewMut3, ArrayViewMut5, Axis};
 use num_complex::{Complex, Complex32, Complex64};
 use num_traits::{Float, One, Zero};
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
@@ -1064,8 +1064,27 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
                         wi * geo.step[2] + geo.klen[2] - 1,
                     ]
                 };
+                // Output rows: the wanted results of a row of the unstrided result are
+                // `step[2]` apart from its first; copied a row at a time.
+                let put = |dst: &mut ArrayViewMut3<'_, T>, get: &dyn Fn(usize) -> T| {
+                    for d in 0..od {
+                        for h in 0..rows {
+                            let start = at(first(d, h, 0));
+                            let mut row = dst.slice_mut(s![d, h, ..]);
+                            for (wi, y) in row.iter_mut().enumerate() {
+                                *y = get(start + wi * geo.step[2]);
+                            }
+                        }
+                    }
+                };
                 for o in 0..cout {
-                    let mut spec = acc[o * spec_len..(o + 1) * spec_len].to_vec();
+                    // One output channel: its sums are transformed in place (the buffer
+                    // comes back below, refilled before its next use).
+                    let mut spec = if cout == 1 {
+                        std::mem::take(&mut acc)
+                    } else {
+                        acc[o * spec_len..(o + 1) * spec_len].to_vec()
+                    };
                     let mut dst = out.slice_mut(s![n, o, .., h0..h0 + rows, ..]);
                     if T::REAL {
                         w.real.resize(size, T::F::zero());
@@ -1080,14 +1099,14 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
                             hit(i0, 0, od) && hit(i1, 1, rows)
                         };
                         inverse.inverse_real(&mut spec, &mut w.real, &mut w.tmp, wanted);
-                        for ((d, h, wi), y) in dst.indexed_iter_mut() {
-                            *y = T::from_re(w.real[at(first(d, h, wi))] * scale);
-                        }
+                        let real = &w.real;
+                        put(&mut dst, &|i| T::from_re(real[i] * scale));
                     } else {
                         inverse.inverse_complex(&mut spec, &mut w.tmp);
-                        for ((d, h, wi), y) in dst.indexed_iter_mut() {
-                            *y = T::from_c(spec[at(first(d, h, wi))] * scale);
-                        }
+                        put(&mut dst, &|i| T::from_c(spec[i] * scale));
+                    }
+                    if cout == 1 {
+                        acc = spec;
                     }
                 }
                 h0 += rows;
