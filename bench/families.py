@@ -113,6 +113,19 @@ def skip_reason(name: str, x: np.ndarray, k: np.ndarray, stride: int, settings: 
     return ""
 
 
+# Peers that call a multi-threaded BLAS (numpy's tensordot).
+BLAS_PEERS = {"window view"}
+# OpenBLAS's worker threads keep spinning for a while after each call (measured here:
+# a 2-thread call of ours made within 100 ms of a 2-thread matrix product took 2.6× its
+# time; from 150 ms on, none). Whatever is timed next waits this long first.
+BLAS_SETTLE_SECONDS = 0.25
+
+
+def settle_blas() -> None:
+    """Wait until BLAS threads left spinning by the last call have gone to sleep."""
+    time.sleep(BLAS_SETTLE_SECONDS)
+
+
 def measure_array_case(
     case, names: list[str], x, k, stride: int, threads: int, reference, settings: Settings
 ) -> Row:
@@ -130,6 +143,8 @@ def measure_array_case(
             else:
                 call = functools.partial(function, x, k, stride)
                 results[name] = measure(call, reference, rtol, settings.budget)
+                if name in BLAS_PEERS and threads > 1:
+                    settle_blas()
     if not ours.available():
         return Row(case, results, not_available("strideconv not importable"))
     call = ours.correlate_call(x, k, stride, threads)

@@ -949,11 +949,13 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
         };
         let t = &setup.t;
         let zero = C::new(T::F::zero(), T::F::zero());
-        let mut w = Work::<T>::new(size);
         // Kernel spectra: index ((p·cin + c)·cout + o); None where a phase is empty. Remembered
         // from the last block or call when the kernel and the geometry are equal.
         let keep = setup.phases.len() * cin * cout * spec_len <= KEPT_KERNEL_SPECTRA;
         let coarse = coarse && keep;
+        // The caller's own buffers; in the coarse split the threads transform into buffers of
+        // their own, and this one serves the inverses only (no input buffer to zero).
+        let mut w = Work::<T>::new(if coarse { 0 } else { size });
         let new_work = || Work::<T>::new(size);
         let remembered = if keep {
             let mut slot = self.spectra.lock().unwrap_or_else(|e| e.into_inner());
@@ -1017,7 +1019,9 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
                 kspec
             }
         };
-        let mut acc = vec![zero; spec_len * cout];
+        // Summed spectra: the coarse split's first partial sum becomes them; otherwise zeroed
+        // for each band below.
+        let mut acc: Vec<C<T::F>> = Vec::new();
         let scale = T::F::one()
             / <T::F as num_traits::NumCast>::from(size).expect("transform size fits the float");
         let at = |i: [usize; SPATIAL]| (i[0] * m[1] + i[1]) * m[2] + i[2];
@@ -1052,7 +1056,8 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
                         }
                     });
                 } else {
-                    acc.fill(zero);
+                    acc.clear();
+                    acc.resize(spec_len * cout, zero);
                     for (pi, chans) in &units {
                         setup.accumulate(&mut w, &mut acc, kept, n, *pi, chans.clone(), row0);
                     }
