@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 import strideconv
 
@@ -85,3 +87,60 @@ def test_the_gil_is_released_while_computing():
         t.join()
     assert elapsed > 0.02, "too quick to tell"
     assert ticks > 100, f"the counting thread ran only {ticks} times in {elapsed:.3f} s"
+
+
+MULTI = [
+    # Large enough that each call spreads over its threads (method, stride).
+    ("direct", 1),
+    ("fft", 2),
+    ("im2col", 2),
+]
+
+
+def test_multi_threaded_calls_from_many_threads():
+    """Calls on 2 threads each, from 6 Python threads at once: the thread team takes one
+    caller's job at a time and the others run on their own thread; every result is right."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(192, 192))
+    k = rng.normal(size=(9, 9))
+    want = {s: strideconv.correlate(x, k, stride=s, method="naive", threads=1) for _, s in MULTI}
+
+    def work(i):
+        method, s = MULTI[i % len(MULTI)]
+        got = strideconv.correlate(x, k, stride=s, method=method, threads=2)
+        return np.allclose(got, want[s], rtol=1e-9, atol=1e-9)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert all(pool.map(work, range(48)))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_multi_threaded_calls_after_fork():
+    """A forked child (which has none of its parent's worker threads) computes on 2 threads."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(160, 160))
+    k = rng.normal(size=(7, 7))
+    want = strideconv.correlate(x, k, method="naive", threads=1)
+    # The parent's team exists before the fork.
+    assert np.allclose(strideconv.correlate(x, k, method="direct", threads=2), want)
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        ok = False
+        try:
+            ok = all(
+                np.allclose(strideconv.correlate(x, k, method=m, threads=2), want)
+                for m in ("direct", "fft", "im2col")
+            )
+        finally:
+            os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child did not finish within 60 s")
+        time.sleep(0.01)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
