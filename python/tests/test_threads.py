@@ -115,6 +115,10 @@ def test_multi_threaded_calls_from_many_threads():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+# Python warns about forking any process with threads (ours, or another library's); the child
+# here uses only numpy and strideconv, and a hang would fail the guard below.
+@pytest.mark.filterwarnings("ignore:os.fork")
+@pytest.mark.filterwarnings("ignore:This process")
 def test_multi_threaded_calls_after_fork():
     """A forked child (which has none of its parent's worker threads) computes on 2 threads."""
     rng = np.random.default_rng(4)
