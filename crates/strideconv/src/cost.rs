@@ -168,8 +168,13 @@ fn parallel_speedup<T: Scalar>(m: Method, spec: &ConvSpec, threads: usize) -> f6
             } else if transforms >= threads {
                 // Whole transforms spread over the threads (method/fft.rs). Measured with the
                 // thread team on 2 threads: 1.8-2× on n×n×5 and n×n×10 inputs, 1.5-1.7× on
-                // one channel (four phases).
-                0.9 * t
+                // one channel (four phases; 0.9 there took fft over direct at 512² ⋆ 17²,
+                // 1.5× slower).
+                if spec.in_channels > 1 {
+                    0.9 * t
+                } else {
+                    0.75 * t
+                }
             } else if geo.m.iter().product::<usize>() >= crate::method::fft::PARALLEL_MIN {
                 1.0 + 0.6 * (t - 1.0)
             } else {
