@@ -267,11 +267,7 @@ pub(crate) fn run(threads: usize, parts: usize, body: &(dyn Fn(&Parts) + Sync)) 
 
 /// `f(i)` for every `i < parts`, on up to `threads` threads.
 pub(crate) fn for_each(threads: usize, parts: usize, f: impl Fn(usize) + Sync) {
-    run(threads, parts, &|p: &Parts| {
-        while let Some(i) = p.claim() {
-            f(i);
-        }
-    });
+    for_each_init(threads, parts, || (), |(), i| f(i));
 }
 
 /// `f(state, i)` for every `i < parts`, on up to `threads` threads, each thread making its

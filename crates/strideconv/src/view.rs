@@ -273,10 +273,9 @@ pub(crate) fn has_non_finite<T: Scalar>(a: &ArrayView5<'_, T>, threads: usize) -
     }
     match a.as_slice_memory_order() {
         Some(s) if threads > 1 && s.len() >= PARALLEL_SCAN => {
-            let piece = s.len().div_ceil(threads);
-            crate::team::map(threads, threads, |i| {
-                let part = &s[(i * piece).min(s.len())..((i + 1) * piece).min(s.len())];
-                crate::kernels::has_non_finite(part)
+            let pieces: Vec<&[T]> = s.chunks(s.len().div_ceil(threads)).collect();
+            crate::team::map(threads, pieces.len(), |i| {
+                crate::kernels::has_non_finite(pieces[i])
             })
             .contains(&true)
         }

@@ -294,38 +294,12 @@ fn transpose<F: FftNum>(src: &[C<F>], dst: &mut [C<F>], rows: usize, cols: usize
             }
         }
     };
-    if threads > 1 && rows * cols >= PARALLEL_MIN {
-        crate::team::for_chunks_mut(threads, dst, T * rows, |i, band| tile(i * T, band));
+    let threads = if rows * cols >= PARALLEL_MIN {
+        threads
     } else {
-        for (i, band) in dst.chunks_mut(T * rows).enumerate() {
-            tile(i * T, band);
-        }
-    }
-}
-
-/// `f(scratch, i, a_row, b_row)` for every pair of `i`-th rows of `a` (rows `alen` long)
-/// and `b` (rows `blen` long), on `threads` threads, one scratch per thread.
-fn paired_rows<A: Send, B: Send, S>(
-    a: &mut [A],
-    alen: usize,
-    b: &mut [B],
-    blen: usize,
-    threads: usize,
-    scratch: impl Fn() -> S + Sync + Send,
-    f: impl Fn(&mut S, usize, &mut [A], &mut [B]) + Sync + Send,
-) {
-    if threads > 1 {
-        crate::team::for_pairs_mut(threads, (a, alen), (b, blen), 16, scratch, f);
-    } else {
-        let mut sc = scratch();
-        for (i, (x, y)) in a
-            .chunks_exact_mut(alen)
-            .zip(b.chunks_exact_mut(blen))
-            .enumerate()
-        {
-            f(&mut sc, i, x, y);
-        }
-    }
+        1
+    };
+    crate::team::for_chunks_mut(threads, dst, T * rows, |i, band| tile(i * T, band));
 }
 
 impl<F: FftNum + Float> Transforms<F> {
@@ -429,6 +403,15 @@ impl<F: FftNum + Float> Transforms<F> {
         }
     }
 
+    /// Threads the rows of a `len`-element buffer are spread over: 1 for small buffers.
+    fn row_threads(&self, len: usize) -> usize {
+        if len >= PARALLEL_MIN {
+            self.threads
+        } else {
+            1
+        }
+    }
+
     /// The same transforms, spreading their rows over `threads` threads.
     fn with_threads(&self, threads: usize) -> Self {
         Transforms {
@@ -459,12 +442,9 @@ impl<F: FftNum + Float> Transforms<F> {
                 y.fill(zero);
             }
         };
-        let threads = if spec.len() >= PARALLEL_MIN {
-            self.threads
-        } else {
-            1
-        };
-        paired_rows(data, m2, spec, h2, threads, || r2c.make_scratch_vec(), row);
+        let threads = self.row_threads(spec.len());
+        let scratch = || r2c.make_scratch_vec();
+        crate::team::for_pairs_mut(threads, (data, m2), (spec, h2), 16, scratch, row);
         self.forward_rest(spec, tmp);
     }
 
@@ -494,12 +474,9 @@ impl<F: FftNum + Float> Transforms<F> {
             c2r.process_with_scratch(y, x, scratch)
                 .expect("buffer lengths match the plan");
         };
-        let threads = if spec.len() >= PARALLEL_MIN {
-            self.threads
-        } else {
-            1
-        };
-        paired_rows(spec, h2, data, m2, threads, || c2r.make_scratch_vec(), row);
+        let threads = self.row_threads(spec.len());
+        let scratch = || c2r.make_scratch_vec();
+        crate::team::for_pairs_mut(threads, (spec, h2), (data, m2), 16, scratch, row);
     }
 
     /// Forward transform of complex data (already in `spec`, `[m0][m1][m2]`), in place.
@@ -1069,19 +1046,7 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
                         wi * geo.step[2] + geo.klen[2] - 1,
                     ]
                 };
-                // Output rows: the wanted results of a row of the unstrided result are
-                // `step[2]` apart from its first; copied a row at a time.
-                let put = |dst: &mut ArrayViewMut3<'_, T>, get: &dyn Fn(usize) -> T| {
-                    for d in 0..od {
-                        for h in 0..rows {
-                            let start = at(first(d, h, 0));
-                            let mut row = dst.slice_mut(s![d, h, ..]);
-                            for (wi, y) in row.iter_mut().enumerate() {
-                                *y = get(start + wi * geo.step[2]);
-                            }
-                        }
-                    }
-                };
+                let start = |d: usize, h: usize| at(first(d, h, 0));
                 for o in 0..cout {
                     // One output channel: its sums are transformed in place (the buffer
                     // comes back below, refilled before its next use).
@@ -1105,16 +1070,39 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
                         };
                         inverse.inverse_real(&mut spec, &mut w.real, &mut w.tmp, wanted);
                         let real = &w.real;
-                        put(&mut dst, &|i| T::from_re(real[i] * scale));
+                        put_rows(&mut dst, start, geo.step[2], |i| {
+                            T::from_re(real[i] * scale)
+                        });
                     } else {
                         inverse.inverse_complex(&mut spec, &mut w.tmp);
-                        put(&mut dst, &|i| T::from_c(spec[i] * scale));
+                        put_rows(&mut dst, start, geo.step[2], |i| T::from_c(spec[i] * scale));
                     }
                     if cout == 1 {
                         acc = spec;
                     }
                 }
                 h0 += rows;
+            }
+        }
+    }
+}
+
+/// Output rows from an unstrided result: row (d, h) of `dst` takes `get(start(d, h) + j·step)`
+/// for its j-th element (the wanted results of a result row are `step` apart).
+fn put_rows<T>(
+    dst: &mut ArrayViewMut3<'_, T>,
+    start: impl Fn(usize, usize) -> usize,
+    step: usize,
+    get: impl Fn(usize) -> T,
+) {
+    let [depth, height, _] = *dst.shape() else {
+        unreachable!()
+    };
+    for d in 0..depth {
+        for h in 0..height {
+            let first = start(d, h);
+            for (j, y) in dst.slice_mut(s![d, h, ..]).iter_mut().enumerate() {
+                *y = get(first + j * step);
             }
         }
     }
@@ -1128,13 +1116,14 @@ fn multiply_add<F: FftNum>(acc: &mut [C<F>], a: &[C<F>], b: &[C<F>], threads: us
         }
     }
     const CHUNK: usize = 1 << 14;
-    if threads > 1 && acc.len() >= PARALLEL_MIN {
-        crate::team::for_chunks_mut(threads, acc, CHUNK, |i, y| {
-            body(y, &a[i * CHUNK..], &b[i * CHUNK..]);
-        });
+    let threads = if acc.len() >= PARALLEL_MIN {
+        threads
     } else {
-        body(acc, a, b);
-    }
+        1
+    };
+    crate::team::for_chunks_mut(threads, acc, CHUNK, |i, y| {
+        body(y, &a[i * CHUNK..], &b[i * CHUNK..]);
+    });
 }
 
 /// The kernel tap behind position `j` of phase `p` (phase step `q`), if that position of the
