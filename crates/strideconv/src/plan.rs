@@ -180,6 +180,9 @@ pub struct Plan<T: Scalar> {
     /// `direct` on a depthwise problem of floats (or a one-channel one the masked kernel
     /// takes): planes straight from the unpadded input ([`method::depthwise`]).
     depthwise: bool,
+    /// `im2col` on a padded problem of floats: the implicit product's phase split pads as it
+    /// copies ([`method::im2col::drive_unpadded`]), where it applies.
+    unpadded_im2col: bool,
 }
 
 /// How `auto` decided.
@@ -288,8 +291,13 @@ impl<T: Scalar> Plan<T> {
             }
         };
         let depthwise = chosen == Method::Direct && method::depthwise::taken::<T>(&spec);
+        let unpadded_im2col = chosen == Method::Im2col
+            && spec.is_padded()
+            && spec.groups == 1
+            && crate::kernels::own_product::<T>();
         Ok(Plan {
             depthwise,
+            unpadded_im2col,
             algorithm: build::<T>(chosen),
             finite_fallback: fallback.map(|m| (m, build::<T>(m))),
             spec,
@@ -367,6 +375,12 @@ impl<T: Scalar> Plan<T> {
                 "direct runs plane by plane on the unpadded input (depthwise path)"
             );
         }
+        if self.unpadded_im2col {
+            let _ = writeln!(
+                t,
+                "im2col pads the input as its implicit product splits it by phase, where that product applies (no padded copy first)"
+            );
+        }
         if let Some((m, _)) = &self.finite_fallback {
             let _ = writeln!(
                 t,
@@ -442,6 +456,14 @@ impl<T: Scalar> Plan<T> {
             if let Some(xv) = E::view_compute(x5.view()) {
                 let out5 = view::output_view(s, out.view_mut());
                 if method::depthwise::drive(s, xv, kc.view(), out5, threads) {
+                    return Ok(out);
+                }
+            }
+        }
+        if self.unpadded_im2col {
+            if let Some(xv) = E::view_compute(x5.view()) {
+                let out5 = view::output_view(s, out.view_mut());
+                if method::im2col::drive_unpadded(s, xv, kc.view(), out5, threads) {
                     return Ok(out);
                 }
             }

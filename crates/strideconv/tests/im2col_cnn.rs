@@ -7,7 +7,7 @@
 
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 use num_complex::Complex64;
-use strideconv::{compute, Element, Layout, Method, Options, Padding, Run, Scalar};
+use strideconv::{compute, Element, Layout, Method, Op, Options, PadMode, Padding, Run, Scalar};
 
 mod common;
 use common::Rng;
@@ -313,4 +313,57 @@ fn implicit_products_of_strided_inputs() {
     x.slice_axis_inplace(Axis(3), Slice::new(1, None, 2));
     let k = random::<f32>(&layer.k_shape(), &mut rng);
     check_view(&layer, x, k.view(), f32::EPSILON as f64);
+}
+
+#[test]
+fn implicit_products_pad_as_they_split() {
+    // Padded float layers give the implicit product the unpadded input, and its phase split
+    // pads each row as it copies: every pad mode, a non-zero constant, padding wider than
+    // the kernel (rows and columns made of padding only), uneven and per-axis amounts,
+    // stride 1 (one phase) and 2 and 3, dilation, 3-D, batches, convolution (flipped
+    // kernel) and inputs that are not contiguous.
+    let modes = [
+        PadMode::Constant,
+        PadMode::Reflect,
+        PadMode::Symmetric,
+        PadMode::Edge,
+        PadMode::Wrap,
+    ];
+    for (i, &mode) in modes.iter().enumerate() {
+        let seed = 60 + 10 * i as u64;
+        let with = |mut l: Layer| {
+            l.opts.pad_mode = mode;
+            l.opts.cval = 0.5;
+            l
+        };
+        check_floats(with(Layer::new(6, 9, &[13, 33], &[3, 3], 2, 1)), seed);
+        check_floats(
+            with(Layer::new(5, 7, &[9, 17], &[3, 3], 1, 2).batch(3)),
+            seed + 1,
+        );
+        let mut wide = Layer::new(4, 6, &[8, 19], &[3, 3], 2, 0);
+        wide.opts.padding = Padding::Explicit(vec![(4, 0), (1, 5)]);
+        check_floats(with(wide), seed + 2);
+        let mut uneven = Layer::new(3, 8, &[21, 40], &[5, 4], 3, 0).dilation(2);
+        uneven.opts.padding = Padding::Uniform(2, 3);
+        uneven.opts.op = Op::Convolve;
+        check_floats(with(uneven), seed + 3);
+        check_floats(
+            with(Layer::new(3, 5, &[6, 7, 20], &[3, 3, 3], 2, 1)),
+            seed + 4,
+        );
+        let mut same = Layer::new(4, 6, &[15, 35], &[4, 4], 2, 0);
+        same.opts.padding = Padding::SameTf;
+        check_floats(with(same), seed + 5);
+    }
+    // Every other column of a wider input, padded: rows are copied before they are padded.
+    let layer = Layer::new(6, 10, &[11, 34], &[3, 3], 2, 1);
+    let mut rng = Rng(120);
+    let mut wide = layer.x_shape();
+    wide[3] *= 2;
+    let xb = random::<f64>(&wide, &mut rng);
+    let mut x = xb.view();
+    x.slice_axis_inplace(Axis(3), Slice::new(1, None, 2));
+    let k = random::<f64>(&layer.k_shape(), &mut rng);
+    check_view(&layer, x, k.view(), f64::EPSILON);
 }

@@ -22,7 +22,12 @@
 //! ([`implicit`]): output positions are laid on a grid with the input's row pitch, where every
 //! tap's window is a contiguous run of an input plane, so the hand-written product reads its
 //! panel rows through a table of tap offsets straight from the input (at stride 1) or from a
-//! copy split by stride phase (one pass over the input). Against the tiled gather, measured
+//! copy split by stride phase (one pass over the input). On a padded layer that copy pads as
+//! it goes: the plan hands over the unpadded input ([`drive_unpadded`]) and makes no padded
+//! copy first (measured, Rust loop, 2 threads, float32: 3×3 stride 2 64→128 @56 517 → 436 µs,
+//! batch 8 3.37 → 2.50 ms, float64 872 → 754 µs; 3×3 64→64 @56 batch 8 6.22 → 4.60 ms, where
+//! each thread now pads its image into its own cache; one image at stride 1 even to 1.05×).
+//! Against the tiled gather, measured
 //! from Python on 2 threads, batch 1, float32: 3×3 64→64 @56 1.16× faster, 128→128 @28
 //! 1.17×, 256→256 @14 1.18×, the 7×7 stride-2 stem 1.08×, 3×3 stride 2 64→128 @56 even;
 //! batch 8 1.09–1.16× (stride 2 1.02×); float64 1.02–1.16×.
@@ -40,6 +45,7 @@ use std::cell::RefCell;
 
 use super::{Algorithm, Geom, Tiling};
 use crate::kernels;
+use crate::spec::{ConvSpec, SPATIAL};
 use crate::view::copy_strided;
 use crate::Scalar;
 
@@ -258,21 +264,7 @@ impl<T: Scalar> Algorithm<T> for Im2col {
             channels_last,
             phase_split: !channels_last && s2 > 1 && kd * kh * kw > s0 * s1 * s2,
         };
-        // The kernel matrix, in the panel's reduction order.
-        let kmat: CowArray<'_, T, Ix2> = if channels_last {
-            let permuted = k
-                .permuted_axes([0, 2, 3, 4, 1])
-                .as_standard_layout()
-                .into_owned();
-            permuted
-                .into_shape_with_order((cout, red))
-                .expect("contiguous")
-                .into()
-        } else {
-            k.as_standard_layout()
-                .into_shape_with_order((cout, red))
-                .expect("contiguous")
-        };
+        let kmat = kernel_matrix(&k, channels_last);
         let pointwise = [kd, kh, kw] == [1, 1, 1] && g.stride == [1, 1, 1];
         for n in 0..nb {
             let xn = x.index_axis(Axis(0), n);
@@ -286,11 +278,192 @@ impl<T: Scalar> Algorithm<T> for Im2col {
                     continue;
                 }
             }
-            if !implicit(xn, kmat.view(), on.view_mut(), &geo, g.threads) {
+            let image = Image { x: xn, pad: None };
+            if !implicit(image, kmat.view(), on.view_mut(), &geo, g.threads) {
                 tiled(xn, kmat.view(), on, &geo, g.threads);
             }
         }
     }
+}
+
+/// The kernel matrix `(C_out, reduction)`, in the panel's reduction order: `(c, td, th, tw)`
+/// channels first, `(td, th, tw, c)` channels last.
+fn kernel_matrix<'a, T: Scalar>(
+    k: &'a ArrayView5<'_, T>,
+    channels_last: bool,
+) -> CowArray<'a, T, Ix2> {
+    let [cout, cin, kd, kh, kw] = *k.shape() else {
+        unreachable!()
+    };
+    let red = cin * kd * kh * kw;
+    if channels_last {
+        let permuted = k
+            .permuted_axes([0, 2, 3, 4, 1])
+            .as_standard_layout()
+            .into_owned();
+        permuted
+            .into_shape_with_order((cout, red))
+            .expect("contiguous")
+            .into()
+    } else {
+        k.as_standard_layout()
+            .into_shape_with_order((cout, red))
+            .expect("contiguous")
+    }
+}
+
+/// Padding applied while the implicit product's input is split by phase: for each of D, H
+/// and W, the input index of every padded index (`None`: the constant `cval`).
+pub(crate) struct Pad<T> {
+    maps: [Vec<Option<usize>>; SPATIAL],
+    /// Columns of padding before the input along W (where the maps start to be the identity).
+    left: usize,
+    cval: T,
+}
+
+impl<T: Scalar> Pad<T> {
+    pub(crate) fn new(spec: &ConvSpec) -> Self {
+        Pad {
+            maps: std::array::from_fn(|a| {
+                (0..spec.padded_len(a))
+                    .map(|i| {
+                        spec.pad_mode
+                            .source_index(i, spec.padding[a].0, spec.input[a])
+                    })
+                    .collect()
+            }),
+            left: spec.padding[2].0,
+            cval: T::from_f64(spec.cval),
+        }
+    }
+}
+
+/// One image's input as [`implicit`] reads it: `(C, D, H, W)`, padded on the fly by `pad`
+/// (`None`: already padded, or not padded at all).
+struct Image<'a, T> {
+    x: ArrayView4<'a, T>,
+    pad: Option<&'a Pad<T>>,
+}
+
+impl<'a, T: Scalar> Image<'a, T> {
+    /// Channel `c`'s rows.
+    fn channel(&self, c: usize) -> ChannelRows<'a, T> {
+        let x = self.x.index_axis_move(Axis(0), c);
+        ChannelRows {
+            mem: x.to_slice(),
+            x,
+            pad: self.pad,
+        }
+    }
+}
+
+/// One channel of an [`Image`], row by row.
+struct ChannelRows<'a, T> {
+    x: ArrayView3<'a, T>,
+    /// The channel's `(D, H, W)` block when it is in standard layout (rows found by offset,
+    /// not by slicing a view: slicing cost 7% of a 3×3 stride-2 layer).
+    mem: Option<&'a [T]>,
+    pad: Option<&'a Pad<T>>,
+}
+
+impl<T: Scalar> ChannelRows<'_, T> {
+    /// Input row `(z, y)`, whole.
+    fn source<'b>(&'b self, z: usize, y: usize, buf: &'b mut Vec<T>) -> &'b [T] {
+        let [_, h, w] = *self.x.shape() else {
+            unreachable!()
+        };
+        match self.mem {
+            Some(mem) => &mem[(z * h + y) * w..][..w],
+            None => contiguous(self.x.slice_move(s![z, y, ..]), buf),
+        }
+    }
+
+    /// Write padded row `(z, y)` into `dst` (its first `dst.len()` elements); `copy` holds
+    /// an input row that is not contiguous.
+    fn row_into(&self, z: usize, y: usize, dst: &mut [T], copy: &mut Vec<T>) {
+        let len = dst.len();
+        let Some(p) = self.pad else {
+            dst.copy_from_slice(&self.source(z, y, copy)[..len]);
+            return;
+        };
+        let (Some(sz), Some(sy)) = (p.maps[0][z], p.maps[1][y]) else {
+            dst.fill(p.cval);
+            return;
+        };
+        // Padding before, the input row itself, padding after (any pad mode, by the map).
+        let src = self.source(sz, sy, copy);
+        let head = p.left.min(len);
+        let body = (p.left + src.len()).min(len).max(head);
+        for (d, m) in dst.iter_mut().zip(&p.maps[2]).take(head) {
+            *d = m.map_or(p.cval, |i| src[i]);
+        }
+        dst[head..body].copy_from_slice(&src[..body - head]);
+        for (d, m) in dst[body..].iter_mut().zip(&p.maps[2][body..]) {
+            *d = m.map_or(p.cval, |i| src[i]);
+        }
+    }
+}
+
+/// `im2col` straight from the unpadded input `x` (canonical, `(N, C, D, H, W)`, channels
+/// first) with the prepared kernel `k`: the implicit product's phase split applies the
+/// padding as it copies, so the plan makes no padded copy of the input first (for a 3×3
+/// stride-2 layer that copy was another pass over the input, a sixth of the call).
+/// Returns false, having written nothing, where the implicit product does not apply; the
+/// caller then pads and takes the general path.
+pub(crate) fn drive_unpadded<T: Scalar>(
+    spec: &ConvSpec,
+    x: ArrayView5<'_, T>,
+    k: ArrayView5<'_, T>,
+    mut out: ArrayViewMut5<'_, T>,
+    threads: usize,
+) -> bool {
+    let [nb, cout, od, oh, ow] = *out.shape() else {
+        unreachable!()
+    };
+    let [_, cin, kd, kh, kw] = *k.shape() else {
+        unreachable!()
+    };
+    let channels_last = cin > 1 && x.strides()[1] == 1;
+    if spec.groups != 1 || channels_last || nb * cout * od * oh * ow == 0 {
+        return false;
+    }
+    let geo = Geo {
+        cin,
+        cout,
+        kernel: [kd, kh, kw],
+        stride: spec.stride,
+        dilation: spec.dilation,
+        out: [od, oh, ow],
+        red: cin * kd * kh * kw,
+        channels_last,
+        phase_split: true,
+    };
+    if !kernels::own_product::<T>()
+        || geo.red > MAX_TAPS
+        || (out.strides()[4] != 1 && ow > 1)
+        || phase_planes::<T>(&geo).is_none()
+    {
+        return false;
+    }
+    let pad = Pad::new(spec);
+    let kmat = kernel_matrix(&k, false);
+    let one = |n: usize, on: ArrayViewMut4<'_, T>, threads: usize| {
+        let image = Image {
+            x: x.index_axis(Axis(0), n),
+            pad: Some(&pad),
+        };
+        let done = implicit(image, kmat.view(), on, &geo, threads);
+        debug_assert!(done, "phase_planes said the implicit product applies");
+    };
+    if nb == 1 || threads <= 1 {
+        for (n, on) in out.outer_iter_mut().enumerate() {
+            one(n, on, threads);
+        }
+    } else {
+        let images: Vec<_> = out.outer_iter_mut().enumerate().collect();
+        crate::team::for_items(threads, images, |(n, on)| one(n, on, 1));
+    }
+    true
 }
 
 /// Phase-split copies up to this size stay allocated between calls, like the panels.
@@ -308,26 +481,25 @@ const MAX_TAPS: usize = 1 << 19;
 /// product reads its panel rows straight from the input: [`kernels::gathered`], given one
 /// offset per tap.
 ///
-/// At stride 1 the planes are the input itself when it is C-contiguous. Otherwise each
-/// channel's input is first split by phase (offset modulo the stride, per axis) into a copy,
-/// which makes every tap at every stride a unit-stride run: one pass over the input instead
-/// of one gathered panel row per tap.
+/// At stride 1 the planes are the input itself when it is C-contiguous and already padded.
+/// Otherwise each channel's input is first split by phase (offset modulo the stride, per
+/// axis) into a copy, which makes every tap at every stride a unit-stride run: one pass over
+/// the input instead of one gathered panel row per tap. The copy also pads, when the image
+/// comes unpadded ([`drive_unpadded`]).
 ///
 /// Returns false, having done nothing, where it does not apply: other element types or
 /// CPUs, channels-last panels, output rows not contiguous, reductions above [`MAX_TAPS`],
 /// windows that do not overlap (each input element read once: the tiled gather is then as
 /// cheap), a grid narrower than one vector, or a copy above [`MAX_PLANES_BYTES`].
 fn implicit<T: Scalar>(
-    xn: ArrayView4<'_, T>,
+    image: Image<'_, T>,
     kmat: ArrayView2<'_, T>,
     on: ArrayViewMut4<'_, T>,
     geo: &Geo,
     threads: usize,
 ) -> bool {
-    let [kd, kh, kw] = geo.kernel;
-    let [s0, s1, s2] = geo.stride;
     let [d0, d1, d2] = geo.dilation;
-    let [od, oh, ow] = geo.out;
+    let ow = geo.out[2];
     let lanes = 64 / std::mem::size_of::<T>().max(1);
     if !kernels::own_product::<T>()
         || geo.channels_last
@@ -336,17 +508,12 @@ fn implicit<T: Scalar>(
     {
         return false;
     }
-    // The input extent the outputs read, per axis.
-    let need = [
-        (od - 1) * s0 + (kd - 1) * d0 + 1,
-        (oh - 1) * s1 + (kh - 1) * d1 + 1,
-        (ow - 1) * s2 + (kw - 1) * d2 + 1,
-    ];
-    let [_, xd, xh, xw] = *xn.shape() else {
-        unreachable!()
-    };
-    if geo.stride == [1, 1, 1] && xw >= lanes {
+    let xn = image.x;
+    if geo.stride == [1, 1, 1] && image.pad.is_none() && xn.shape()[3] >= lanes {
         if let Some(src) = xn.as_slice() {
+            let [_, xd, xh, xw] = *xn.shape() else {
+                unreachable!()
+            };
             // Taps in the kernel matrix's order (c, td, th, tw).
             let plane = xd * xh * xw;
             let taps = taps(geo, |c, [td, th, tw]| {
@@ -356,40 +523,20 @@ fn implicit<T: Scalar>(
             return true;
         }
     }
-    // Phase planes: for each channel, one plane of q = ⌈need / s⌉ per axis for each phase
-    // (offsets modulo the stride) that some tap reads: all s0·s1·s2 of them for overlapping
-    // windows, one for a 1×1 kernel.
-    let q = [
-        need[0].div_ceil(s0),
-        need[1].div_ceil(s1),
-        need[2].div_ceil(s2),
-    ];
+    let Some(Phases {
+        need,
+        q,
+        slot,
+        used,
+    }) = phase_planes::<T>(geo)
+    else {
+        return false;
+    };
+    let [s0, s1, s2] = geo.stride;
     let phase_of =
         |[td, th, tw]: [usize; 3]| ((td * d0 % s0) * s1 + th * d1 % s1) * s2 + tw * d2 % s2;
-    let mut slot = vec![usize::MAX; s0 * s1 * s2];
-    let mut used = Vec::new();
-    for td in 0..kd {
-        for th in 0..kh {
-            for tw in 0..kw {
-                let ph = phase_of([td, th, tw]);
-                if slot[ph] == usize::MAX {
-                    slot[ph] = used.len();
-                    used.push(ph);
-                }
-            }
-        }
-    }
-    if used.len() == kd * kh * kw {
-        // Windows that do not overlap (kernel ≤ stride: each input element is read once):
-        // the tiled gather's panel is then no bigger than this copy and its product writes
-        // whole rows, which measured faster (1×1 64→128 @56 stride 2: 43 against 52 µs).
-        return false;
-    }
     let plane = q[0] * q[1] * q[2];
     let len = geo.cin * used.len() * plane;
-    if q[2] < lanes || len * std::mem::size_of::<T>() > MAX_PLANES_BYTES {
-        return false;
-    }
     with_scratch(|scratch: &mut Scratch<T>| {
         // Stale values from an earlier call may stay where no phase element lands: only
         // positions of the grid outside the output read them, and those are not stored.
@@ -398,9 +545,9 @@ fn implicit<T: Scalar>(
             buf.resize(len, T::zero());
         }
         let split = |(c, chunk): (usize, &mut [T])| {
-            let xc = xn.index_axis(Axis(0), c);
+            let rows = image.channel(c);
             let mut planes: Vec<&mut [T]> = chunk.chunks_exact_mut(plane).collect();
-            let mut row_buf = Vec::new();
+            let (mut copy, mut padded) = (Vec::new(), Vec::new());
             // Row phases (depth, height) in use, each with its column phases.
             for pd in 0..s0 {
                 for ph in 0..s1 {
@@ -419,9 +566,19 @@ fn implicit<T: Scalar>(
                             if iz >= need[0] || iy >= need[1] {
                                 continue;
                             }
-                            let src = contiguous(xc.slice(s![iz, iy, ..need[2]]), &mut row_buf);
                             let at = (z * q[1] + y) * q[2];
-                            split_row(src, s2, &cols, &mut planes, at);
+                            if s2 == 1 {
+                                // One column phase: the row goes straight to its plane.
+                                let dst = &mut planes[cols[0].1][at..at + need[2]];
+                                rows.row_into(iz, iy, dst, &mut copy);
+                            } else if rows.pad.is_none() {
+                                let src = &rows.source(iz, iy, &mut copy)[..need[2]];
+                                split_row(src, s2, &cols, &mut planes, at);
+                            } else {
+                                padded.resize(need[2], T::zero());
+                                rows.row_into(iz, iy, &mut padded, &mut copy);
+                                split_row(&padded, s2, &cols, &mut planes, at);
+                            }
                         }
                     }
                 }
@@ -438,6 +595,70 @@ fn implicit<T: Scalar>(
         kernels::gathered(on, kmat, &buf[..], &taps, (q[2], q[1]), threads);
     });
     true
+}
+
+/// The phase planes of [`implicit`]'s split copy.
+struct Phases {
+    /// Input extent the outputs read, per axis (padded coordinates).
+    need: [usize; SPATIAL],
+    /// Plane extent per axis: `⌈need / stride⌉`.
+    q: [usize; SPATIAL],
+    /// For each phase (offsets modulo the stride, `(pd·s1 + ph)·s2 + pw`), its plane's
+    /// place among the phases in use (`usize::MAX`: no tap reads it).
+    slot: Vec<usize>,
+    /// The phases in use, in order of first use.
+    used: Vec<usize>,
+}
+
+/// The phase planes [`implicit`] copies the input into, or `None` where that copy does not
+/// pay or fit: windows that do not overlap (each input element is read once: the tiled
+/// gather is then as cheap), a grid narrower than one vector, or a copy above
+/// [`MAX_PLANES_BYTES`]. (The product's own conditions are checked by the caller.)
+fn phase_planes<T: Scalar>(geo: &Geo) -> Option<Phases> {
+    let [kd, kh, kw] = geo.kernel;
+    let [s0, s1, s2] = geo.stride;
+    let [d0, d1, d2] = geo.dilation;
+    let [od, oh, ow] = geo.out;
+    let lanes = 64 / std::mem::size_of::<T>().max(1);
+    let need = [
+        (od - 1) * s0 + (kd - 1) * d0 + 1,
+        (oh - 1) * s1 + (kh - 1) * d1 + 1,
+        (ow - 1) * s2 + (kw - 1) * d2 + 1,
+    ];
+    // For each channel, one plane of q = ⌈need / s⌉ per axis for each phase that some tap
+    // reads: all s0·s1·s2 of them for overlapping windows, one for a 1×1 kernel.
+    let q = [
+        need[0].div_ceil(s0),
+        need[1].div_ceil(s1),
+        need[2].div_ceil(s2),
+    ];
+    let mut slot = vec![usize::MAX; s0 * s1 * s2];
+    let mut used = Vec::new();
+    for td in 0..kd {
+        for th in 0..kh {
+            for tw in 0..kw {
+                let ph = ((td * d0 % s0) * s1 + th * d1 % s1) * s2 + tw * d2 % s2;
+                if slot[ph] == usize::MAX {
+                    slot[ph] = used.len();
+                    used.push(ph);
+                }
+            }
+        }
+    }
+    // Windows that do not overlap (kernel ≤ stride: each input element is read once): the
+    // tiled gather's panel is then no bigger than this copy and its product writes whole
+    // rows, which measured faster (1×1 64→128 @56 stride 2: 43 against 52 µs).
+    let plane = q[0] * q[1] * q[2];
+    let len = geo.cin * used.len() * plane;
+    (used.len() < kd * kh * kw
+        && q[2] >= lanes
+        && len * std::mem::size_of::<T>() <= MAX_PLANES_BYTES)
+        .then_some(Phases {
+            need,
+            q,
+            slot,
+            used,
+        })
 }
 
 /// Column phases `cols` (phase, plane) of one input row into their planes at `at`: plane
