@@ -21,13 +21,15 @@ mod unit {
     /// Least cost of one kernel tap on one register chunk of an output row (loading the
     /// tap's offset and weight), whatever the chunk's width.
     pub const DIRECT_TAP: f64 = 1.75e-9;
-    /// One 8-lane multiply-add of the channels-last dot kernel, and the fixed cost of one dot.
-    pub const DOT_VFMA: f64 = 4.0e-10;
-    pub const DOT_FIXED: f64 = 3.0e-9;
-    /// Set-up of the dot path per call (kernel rows, row starts): against the naive loop on
-    /// one output (f = n, `strideconv compare`) it measured 0.7 µs slower (16² f64: 1.7 µs
-    /// against 1.0 µs).
-    pub const DOT_SETUP: f64 = 0.7e-6;
+    /// One 8-lane multiply-add of the channels-last dot kernel, and the fixed cost of one dot
+    /// (a fit over n×n×5 ⋆ f×f×5, stride 2, n = 512, f 1–128, one thread: 2.2 + 0.46·v ns
+    /// per kernel row of v vectors; it was 2.7 + 0.36·v, which priced short rows 1.2–1.4×
+    /// high and rows of 40–80 vectors 1.2× low).
+    pub const DOT_VFMA: f64 = 5.0e-10;
+    pub const DOT_FIXED: f64 = 2.4e-9;
+    /// Set-up of the dot path per call (kernel rows, row starts): 16²×5 ⋆ 16²×5 (one output)
+    /// took 1.06 µs against 1.35 µs for the naive loop, 16² ⋆ 16² 0.94 against 0.85 µs.
+    pub const DOT_SETUP: f64 = 0.25e-6;
     /// One element copied into the direct kernel's phase-split buffers (row slices, stride 2
     /// through the vectorised deinterleave).
     pub const COPY: f64 = 2.0e-10;
@@ -45,8 +47,14 @@ mod unit {
     /// reduction is a tap or two).
     pub const IM2COL_BLOCK: f64 = 5.0e-7;
     pub const IM2COL_POINT: f64 = 6.0e-10;
-    /// One multiply-add of the naive loop.
+    /// One window row copied into a channels-last panel (`kw·C` elements, a call to
+    /// `memmove` each: n×n×5 ⋆ 2×2×5, stride 2, measured 1.8× the estimate without it at
+    /// n = 1024, where im2col was chosen over a direct method 1.9× faster).
+    pub const IM2COL_RUN: f64 = 2.4e-9;
+    /// One multiply-add of the naive loop, and its cost per output (index arithmetic of the
+    /// window: 16²×5 with a 1×1×5 kernel, stride 2, took 1.87 µs for 64 outputs of 5 taps).
     pub const NAIVE_MAC: f64 = 1.5e-9;
+    pub const NAIVE_POINT: f64 = 3.0e-8;
     /// One FFT butterfly unit (n·log2 n per transform of n points, real transforms halved).
     pub const FFT_UNIT: f64 = 1.3e-10;
     /// Fixed costs of one transform (buffer set-up) and of one FFT call (plans, allocations).
@@ -121,7 +129,12 @@ pub(crate) fn estimate<T: Scalar>(
         Method::Fft | Method::FftFull if T::KIND == Kind::Integer => {
             return Err("FFT rounds; integers are computed exactly by the other methods".into())
         }
-        Method::Naive => spec.macs() * unit::NAIVE_MAC * kind_factor::<T>(),
+        Method::Naive => {
+            let outputs = spec.batch as f64
+                * spec.out_channels as f64
+                * spec.out_spatial().iter().product::<usize>() as f64;
+            spec.macs() * unit::NAIVE_MAC * kind_factor::<T>() + outputs * unit::NAIVE_POINT
+        }
         Method::Direct => direct::<T>(spec),
         Method::ShiftAdd => {
             let taps = (spec.batch * spec.out_channels * spec.in_channels / spec.groups) as f64
@@ -238,8 +251,24 @@ fn im2col<T: Scalar>(spec: &ConvSpec) -> f64 {
             out_points * spec.reduction_len() as f64 * spec.groups as f64,
         ),
     };
+    // Channels last, a window row (kw·C elements) is one copy; channels first, a panel row
+    // is a long run per tile row, counted in the gathered bytes alone.
+    let runs = match implicit_grid::<T>(spec) {
+        Some(_) => 0.0,
+        None if channels_last(spec) && spec.in_channels > 1 => {
+            let per_window = spec.kernel[0] * spec.kernel[1];
+            let per_window = if spec.dilation[2] == 1 {
+                per_window
+            } else {
+                per_window * spec.kernel[2]
+            };
+            out_points * (spec.groups * per_window) as f64
+        }
+        None => 0.0,
+    };
     spec.macs() * mac * padded * thin * waste
         + gathered * bytes * unit::GATHER_PER_BYTE
+        + runs * unit::IM2COL_RUN
         + blocks * unit::IM2COL_BLOCK
         + out_points * spec.groups as f64 * unit::IM2COL_POINT
 }
@@ -248,10 +277,7 @@ fn im2col<T: Scalar>(spec: &ConvSpec) -> f64 {
 /// whether the input is copied (strided: split by phase) rather than read in place. A
 /// planning estimate: the method decides again on the views it is given.
 fn implicit_grid<T: Scalar>(spec: &ConvSpec) -> Option<(usize, bool)> {
-    let channels_last = match &spec.layout {
-        Layout::Signal { channel_axis, .. } => *channel_axis == Some(spec.rank),
-        Layout::Batched { channels_last } => *channels_last,
-    };
+    let channels_last = channels_last(spec);
     let lanes = 64 / elem_bytes::<T>();
     let taps = spec.kernel.iter().product::<usize>();
     // Kernel taps per stride phase: more than one when windows overlap.
@@ -263,6 +289,14 @@ fn implicit_grid<T: Scalar>(spec: &ConvSpec) -> Option<(usize, bool)> {
     let pitch = need.div_ceil(spec.stride[2]);
     let ok = kernels::own_product::<T>() && !channels_last && taps > phases && pitch >= lanes;
     ok.then_some((pitch, spec.stride != [1, 1, 1]))
+}
+
+/// True when the channels are the input's last axis (interleaved in memory).
+fn channels_last(spec: &ConvSpec) -> bool {
+    match &spec.layout {
+        Layout::Signal { channel_axis, .. } => *channel_axis == Some(spec.rank),
+        Layout::Batched { channels_last } => *channels_last,
+    }
 }
 
 fn gcd(a: usize, b: usize) -> usize {
