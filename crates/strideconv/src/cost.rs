@@ -37,6 +37,10 @@ mod unit {
     /// one tap.
     pub const SHIFT_ADD_MAC: f64 = 4.9e-10;
     pub const SHIFT_ADD_TAP: f64 = 4.0e-8;
+    /// One multiply-add whose input is a cache line away from the previous one's (n×n×5
+    /// float64, stride 2, a 1×1×5 kernel: 2.3× the estimate without it at n = 1024, where
+    /// shift-and-add was chosen over a direct method 1.3× faster).
+    pub const SHIFT_ADD_LINE: f64 = 8.0e-10;
     /// One multiply-add of im2col's GEMM per byte of element (f32 1e-11 s, f64 2e-11 s; the
     /// gemm crate, measured), the exact integer loop, and one gathered panel byte.
     pub const GEMM_MAC_PER_BYTE: f64 = 2.7e-12;
@@ -139,7 +143,26 @@ pub(crate) fn estimate<T: Scalar>(
         Method::ShiftAdd => {
             let taps = (spec.batch * spec.out_channels * spec.in_channels / spec.groups) as f64
                 * spec.kernel.iter().product::<usize>() as f64;
-            spec.macs() * unit::SHIFT_ADD_MAC * kind_factor::<T>() + taps * unit::SHIFT_ADD_TAP
+            // Inputs a cache line or more apart along a row (stride times the interleaved
+            // channels): every multiply-add reads a line of its own, from beyond L2 when the
+            // input is larger (below that, n ≤ 192 at n×n×5, shift-and-add stayed fastest).
+            let step = spec.stride[2]
+                * if channels_last(spec) {
+                    spec.in_channels
+                } else {
+                    1
+                }
+                * elem_bytes::<T>();
+            let input = (spec.batch * spec.in_channels) as f64
+                * (0..3).map(|a| spec.padded_len(a) as f64).product::<f64>()
+                * elem_bytes::<T>() as f64;
+            let line = if step >= 64 && input > (2 << 20) as f64 {
+                unit::SHIFT_ADD_LINE
+            } else {
+                0.0
+            };
+            spec.macs() * (unit::SHIFT_ADD_MAC * kind_factor::<T>() + line)
+                + taps * unit::SHIFT_ADD_TAP
         }
         Method::Im2col => im2col::<T>(spec),
         Method::Fft | Method::FftFull => fft::<T>(spec, m == Method::Fft),
