@@ -82,6 +82,31 @@ struct Geo {
 }
 
 impl Geo {
+    /// The geometry of kernel `k` (`(C_out, C_in, kd, kh, kw)`) giving outputs `out`.
+    fn new(
+        k: &[usize],
+        out: [usize; 3],
+        stride: [usize; 3],
+        dilation: [usize; 3],
+        channels_last: bool,
+    ) -> Geo {
+        let [cout, cin, kd, kh, kw] = *k else {
+            unreachable!("a five-axis kernel")
+        };
+        let [s0, s1, s2] = stride;
+        Geo {
+            cin,
+            cout,
+            kernel: [kd, kh, kw],
+            stride,
+            dilation,
+            out,
+            red: cin * kd * kh * kw,
+            channels_last,
+            phase_split: !channels_last && s2 > 1 && kd * kh * kw > s0 * s1 * s2,
+        }
+    }
+
     /// Consecutive reduction elements that are one unit of the panel's reduction order: one
     /// kernel row (`kw`) channels first, `kw · C` channels last.
     fn group_len(&self) -> usize {
@@ -252,18 +277,7 @@ impl<T: Scalar> Algorithm<T> for Im2col {
             return;
         }
         let channels_last = cin > 1 && x.strides()[1] == 1;
-        let [s0, s1, s2] = g.stride;
-        let geo = Geo {
-            cin,
-            cout,
-            kernel: [kd, kh, kw],
-            stride: g.stride,
-            dilation: g.dilation,
-            out: [od, oh, ow],
-            red,
-            channels_last,
-            phase_split: !channels_last && s2 > 1 && kd * kh * kw > s0 * s1 * s2,
-        };
+        let geo = Geo::new(k.shape(), [od, oh, ow], g.stride, g.dilation, channels_last);
         let kmat = kernel_matrix(&k, channels_last);
         let pointwise = [kd, kh, kw] == [1, 1, 1] && g.stride == [1, 1, 1];
         for n in 0..nb {
@@ -420,24 +434,12 @@ pub(crate) fn drive_unpadded<T: Scalar>(
     let [nb, cout, od, oh, ow] = *out.shape() else {
         unreachable!()
     };
-    let [_, cin, kd, kh, kw] = *k.shape() else {
-        unreachable!()
-    };
+    let cin = k.shape()[1];
     let channels_last = cin > 1 && x.strides()[1] == 1;
     if spec.groups != 1 || channels_last || nb * cout * od * oh * ow == 0 {
         return false;
     }
-    let geo = Geo {
-        cin,
-        cout,
-        kernel: [kd, kh, kw],
-        stride: spec.stride,
-        dilation: spec.dilation,
-        out: [od, oh, ow],
-        red: cin * kd * kh * kw,
-        channels_last,
-        phase_split: true,
-    };
+    let geo = Geo::new(k.shape(), [od, oh, ow], spec.stride, spec.dilation, false);
     if !kernels::own_product::<T>()
         || geo.red > MAX_TAPS
         || (out.strides()[4] != 1 && ow > 1)
