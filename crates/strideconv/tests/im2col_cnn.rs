@@ -305,14 +305,23 @@ fn implicit_products_on_grids() {
 fn implicit_products_of_strided_inputs() {
     // Every other column of a wider input: not contiguous, so stride 1 copies its planes.
     let layer = Layer::new(6, 10, &[11, 24], &[3, 3], 1, 1);
-    let mut rng = Rng(52);
+    check_every_other_column::<f32>(&layer, f32::EPSILON as f64, 52);
+}
+
+/// `layer` on every other column of a twice-as-wide random input (not contiguous).
+fn check_every_other_column<T: Scalar + Element<Compute = T, Output = T>>(
+    layer: &Layer,
+    eps: f64,
+    seed: u64,
+) {
+    let mut rng = Rng(seed);
     let mut wide = layer.x_shape();
     wide[3] *= 2;
-    let xb = random::<f32>(&wide, &mut rng);
+    let xb = random::<T>(&wide, &mut rng);
     let mut x = xb.view();
     x.slice_axis_inplace(Axis(3), Slice::new(1, None, 2));
-    let k = random::<f32>(&layer.k_shape(), &mut rng);
-    check_view(&layer, x, k.view(), f32::EPSILON as f64);
+    let k = random::<T>(&layer.k_shape(), &mut rng);
+    check_view(layer, x, k.view(), eps);
 }
 
 #[test]
@@ -358,12 +367,5 @@ fn implicit_products_pad_as_they_split() {
     }
     // Every other column of a wider input, padded: rows are copied before they are padded.
     let layer = Layer::new(6, 10, &[11, 34], &[3, 3], 2, 1);
-    let mut rng = Rng(120);
-    let mut wide = layer.x_shape();
-    wide[3] *= 2;
-    let xb = random::<f64>(&wide, &mut rng);
-    let mut x = xb.view();
-    x.slice_axis_inplace(Axis(3), Slice::new(1, None, 2));
-    let k = random::<f64>(&layer.k_shape(), &mut rng);
-    check_view(&layer, x, k.view(), f64::EPSILON);
+    check_every_other_column::<f64>(&layer, f64::EPSILON, 120);
 }
