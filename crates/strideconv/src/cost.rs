@@ -62,7 +62,9 @@ mod unit {
     /// One FFT butterfly unit (n·log2 n per transform of n points, real transforms halved).
     pub const FFT_UNIT: f64 = 1.3e-10;
     /// Fixed costs of one transform (buffer set-up) and of one FFT call (plans, allocations).
-    pub const FFT_TRANSFORM: f64 = 0.5e-6;
+    /// (A whole polyphase call on 16²×5 ⋆ 9²×5, 41 transforms, took 7.7 µs: at 0.5 µs per
+    /// transform the estimate was 29 µs, and `fft` lost cells at n = 48–64 it was fastest on.)
+    pub const FFT_TRANSFORM: f64 = 0.15e-6;
     pub const FFT_CALL: f64 = 4.0e-6;
     /// One complex multiply-add of spectra.
     pub const SPECTRUM_MAC: f64 = 1.5e-9;
