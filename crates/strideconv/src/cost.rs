@@ -155,9 +155,7 @@ pub(crate) fn estimate<T: Scalar>(
                     1
                 }
                 * elem_bytes::<T>();
-            let input = (spec.batch * spec.in_channels) as f64
-                * (0..3).map(|a| spec.padded_len(a) as f64).product::<f64>()
-                * elem_bytes::<T>() as f64;
+            let input = padded_input(spec) * elem_bytes::<T>() as f64;
             let line = if step >= 64 && input > (2 << 20) as f64 {
                 unit::SHIFT_ADD_LINE
             } else {
@@ -239,10 +237,8 @@ fn parallel_speedup<T: Scalar>(m: Method, spec: &ConvSpec, threads: usize) -> f6
 
 /// True when the direct method takes its channels-last path (interleaved channels).
 fn channels_interleaved(spec: &ConvSpec) -> bool {
-    let last = match &spec.layout {
-        Layout::Signal { channel_axis, .. } => *channel_axis == Some(spec.rank),
-        Layout::Batched { channels_last } => *channels_last && spec.groups == 1,
-    };
+    // (The signal layout has one group.)
+    let last = channels_last(spec) && spec.groups == 1;
     let long_rows = spec.in_channels == spec.groups && spec.out_spatial()[2] * 4 <= spec.kernel[2];
     spec.dilation[2] == 1 && ((last && spec.in_channels > 1) || long_rows)
 }
@@ -263,33 +259,27 @@ fn im2col<T: Scalar>(spec: &ConvSpec) -> f64 {
     let out_points = spec.out_spatial().iter().product::<usize>() as f64 * spec.batch as f64;
     let blocks = (spec.batch * spec.groups) as f64;
     // The implicit product gathers no panel: it reads the (phase-split, when strided) input
-    // and computes the grid's extra positions past each output row.
-    let (waste, gathered) = match implicit_grid::<T>(spec) {
+    // and computes the grid's extra positions past each output row. Otherwise the panel is
+    // gathered: channels last, a window row (kw·C elements, or C when dilated along W) is
+    // one copy each; channels first, a panel row is a long run per tile row, counted in the
+    // gathered bytes alone.
+    let (waste, gathered, runs) = match implicit_grid::<T>(spec) {
         Some((pitch, copied)) => {
             let ow = spec.out_spatial()[2] as f64;
-            let input = (spec.batch * spec.in_channels) as f64
-                * (0..3).map(|a| spec.padded_len(a) as f64).product::<f64>();
-            (pitch as f64 / ow, if copied { input } else { 0.0 })
+            let input = if copied { padded_input(spec) } else { 0.0 };
+            (pitch as f64 / ow, input, 0.0)
         }
-        None => (
-            1.0,
-            out_points * spec.reduction_len() as f64 * spec.groups as f64,
-        ),
-    };
-    // Channels last, a window row (kw·C elements) is one copy; channels first, a panel row
-    // is a long run per tile row, counted in the gathered bytes alone.
-    let runs = match implicit_grid::<T>(spec) {
-        Some(_) => 0.0,
-        None if channels_last(spec) && spec.in_channels > 1 => {
-            let per_window = spec.kernel[0] * spec.kernel[1];
-            let per_window = if spec.dilation[2] == 1 {
-                per_window
+        None => {
+            let gathered = out_points * spec.reduction_len() as f64 * spec.groups as f64;
+            let runs = if channels_last(spec) && spec.in_channels > 1 {
+                let [kd, kh, kw] = spec.kernel;
+                let per_window = kd * kh * if spec.dilation[2] == 1 { 1 } else { kw };
+                out_points * (spec.groups * per_window) as f64
             } else {
-                per_window * spec.kernel[2]
+                0.0
             };
-            out_points * (spec.groups * per_window) as f64
+            (1.0, gathered, runs)
         }
-        None => 0.0,
     };
     spec.macs() * mac * padded * thin * waste
         + gathered * bytes * unit::GATHER_PER_BYTE
@@ -314,6 +304,12 @@ fn implicit_grid<T: Scalar>(spec: &ConvSpec) -> Option<(usize, bool)> {
     let pitch = need.div_ceil(spec.stride[2]);
     let ok = kernels::own_product::<T>() && !channels_last && taps > phases && pitch >= lanes;
     ok.then_some((pitch, spec.stride != [1, 1, 1]))
+}
+
+/// Elements of the padded input, every image and channel.
+fn padded_input(spec: &ConvSpec) -> f64 {
+    (spec.batch * spec.in_channels) as f64
+        * (0..3).map(|a| spec.padded_len(a) as f64).product::<f64>()
 }
 
 /// True when the channels are the input's last axis (interleaved in memory).
