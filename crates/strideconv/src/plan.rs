@@ -8,7 +8,7 @@ use std::any::Any;
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
-use ndarray::{ArrayD, ArrayViewD, ArrayViewMut5, IxDyn};
+use ndarray::{ArrayD, ArrayView5, ArrayViewD, ArrayViewMut5, IxDyn};
 
 use crate::cost;
 use crate::error::{invalid, refused, shape_error, Error, Result};
@@ -177,12 +177,62 @@ pub struct Plan<T: Scalar> {
     threads: usize,
     /// How `auto` decided, for `explain`.
     decided: Decided,
+    /// A path of the chosen method that reads the unpadded input itself.
+    unpadded: Option<Unpadded>,
+}
+
+/// Paths that compute from the unpadded input, so the plan makes no padded copy first. Each
+/// may still decline a call (an input layout it does not take); the general path then runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unpadded {
     /// `direct` on a depthwise problem of floats (or a one-channel one the masked kernel
-    /// takes): planes straight from the unpadded input ([`method::depthwise`]).
-    depthwise: bool,
+    /// takes): planes straight from the input ([`method::depthwise`]).
+    Depthwise,
     /// `im2col` on a padded problem of floats: the implicit product's phase split pads as it
-    /// copies ([`method::im2col::drive_unpadded`]), where it applies.
-    unpadded_im2col: bool,
+    /// copies ([`method::im2col::drive_unpadded`]), where that product applies.
+    Im2col,
+}
+
+impl Unpadded {
+    /// The path of the `chosen` method on `spec`, if it has one.
+    fn of<T: Scalar>(chosen: Method, spec: &ConvSpec) -> Option<Unpadded> {
+        match chosen {
+            Method::Direct if method::depthwise::taken::<T>(spec) => Some(Unpadded::Depthwise),
+            Method::Im2col
+                if spec.is_padded() && spec.groups == 1 && crate::kernels::own_product::<T>() =>
+            {
+                Some(Unpadded::Im2col)
+            }
+            _ => None,
+        }
+    }
+
+    /// Compute the whole problem; false, having written nothing, when the path declines.
+    fn drive<T: Scalar>(
+        self,
+        spec: &ConvSpec,
+        x: ArrayView5<'_, T>,
+        k: ArrayView5<'_, T>,
+        out: ArrayViewMut5<'_, T>,
+        threads: usize,
+    ) -> bool {
+        match self {
+            Unpadded::Depthwise => method::depthwise::drive(spec, x, k, out, threads),
+            Unpadded::Im2col => method::im2col::drive_unpadded(spec, x, k, out, threads),
+        }
+    }
+
+    /// A line for `explain`.
+    fn describe(self) -> &'static str {
+        match self {
+            Unpadded::Depthwise => {
+                "direct runs plane by plane on the unpadded input (depthwise path)"
+            }
+            Unpadded::Im2col => {
+                "im2col pads the input as its implicit product splits it by phase, where that product applies (no padded copy first)"
+            }
+        }
+    }
 }
 
 /// How `auto` decided.
@@ -290,14 +340,8 @@ impl<T: Scalar> Plan<T> {
                 (m, None)
             }
         };
-        let depthwise = chosen == Method::Direct && method::depthwise::taken::<T>(&spec);
-        let unpadded_im2col = chosen == Method::Im2col
-            && spec.is_padded()
-            && spec.groups == 1
-            && crate::kernels::own_product::<T>();
         Ok(Plan {
-            depthwise,
-            unpadded_im2col,
+            unpadded: Unpadded::of::<T>(chosen, &spec),
             algorithm: build::<T>(chosen),
             finite_fallback: fallback.map(|m| (m, build::<T>(m))),
             spec,
@@ -369,17 +413,8 @@ impl<T: Scalar> Plan<T> {
                 let _ = writeln!(t);
             }
         }
-        if self.depthwise {
-            let _ = writeln!(
-                t,
-                "direct runs plane by plane on the unpadded input (depthwise path)"
-            );
-        }
-        if self.unpadded_im2col {
-            let _ = writeln!(
-                t,
-                "im2col pads the input as its implicit product splits it by phase, where that product applies (no padded copy first)"
-            );
+        if let Some(path) = self.unpadded {
+            let _ = writeln!(t, "{}", path.describe());
         }
         if let Some((m, _)) = &self.finite_fallback {
             let _ = writeln!(
@@ -449,25 +484,15 @@ impl<T: Scalar> Plan<T> {
         let mut out =
             ArrayD::from_shape_vec(IxDyn(&shape), crate::kernels::zeroed::<T>(n, threads))
                 .expect("the output's length is its shape's product");
+        let x5 = view::input_view(s, x);
+        if let (Some(path), Some(xv)) = (self.unpadded, E::view_compute(x5.view())) {
+            let out5 = view::output_view(s, out.view_mut());
+            if path.drive(s, xv, kc.view(), out5, threads) {
+                return Ok(out);
+            }
+        }
         // A padded copy of a large batch is made a few images at a time: the copy stays
         // within cache-friendly, reusable memory instead of fresh pages on every call.
-        let x5 = view::input_view(s, x);
-        if self.depthwise {
-            if let Some(xv) = E::view_compute(x5.view()) {
-                let out5 = view::output_view(s, out.view_mut());
-                if method::depthwise::drive(s, xv, kc.view(), out5, threads) {
-                    return Ok(out);
-                }
-            }
-        }
-        if self.unpadded_im2col {
-            if let Some(xv) = E::view_compute(x5.view()) {
-                let out5 = view::output_view(s, out.view_mut());
-                if method::im2col::drive_unpadded(s, xv, kc.view(), out5, threads) {
-                    return Ok(out);
-                }
-            }
-        }
         let image = s.in_channels * (0..SPATIAL).map(|a| s.padded_len(a)).product::<usize>();
         let per = if s.is_padded() {
             (PADDED_PIECE / (image * std::mem::size_of::<T>()).max(1)).clamp(1, s.batch)

@@ -107,6 +107,13 @@ impl Geo {
         }
     }
 
+    /// The stride phase (offsets modulo the stride, `(pd·s1 + ph)·s2 + pw`) kernel tap
+    /// `(td, th, tw)` reads.
+    fn phase(&self, [td, th, tw]: [usize; 3]) -> usize {
+        let ([s0, s1, s2], [d0, d1, d2]) = (self.stride, self.dilation);
+        ((td * d0 % s0) * s1 + th * d1 % s1) * s2 + tw * d2 % s2
+    }
+
     /// Consecutive reduction elements that are one unit of the panel's reduction order: one
     /// kernel row (`kw`) channels first, `kw · C` channels last.
     fn group_len(&self) -> usize {
@@ -440,11 +447,7 @@ pub(crate) fn drive_unpadded<T: Scalar>(
         return false;
     }
     let geo = Geo::new(k.shape(), [od, oh, ow], spec.stride, spec.dilation, false);
-    if !kernels::own_product::<T>()
-        || geo.red > MAX_TAPS
-        || (out.strides()[4] != 1 && ow > 1)
-        || phase_planes::<T>(&geo).is_none()
-    {
+    if !product_takes::<T>(&geo, out.strides()[4]) || phase_planes::<T>(&geo).is_none() {
         return false;
     }
     let pad = Pad::new(spec);
@@ -501,13 +504,8 @@ fn implicit<T: Scalar>(
     threads: usize,
 ) -> bool {
     let [d0, d1, d2] = geo.dilation;
-    let ow = geo.out[2];
     let lanes = 64 / std::mem::size_of::<T>().max(1);
-    if !kernels::own_product::<T>()
-        || geo.channels_last
-        || (on.strides()[3] != 1 && ow > 1)
-        || geo.red > MAX_TAPS
-    {
+    if !product_takes::<T>(geo, on.strides()[3]) {
         return false;
     }
     let xn = image.x;
@@ -535,8 +533,6 @@ fn implicit<T: Scalar>(
         return false;
     };
     let [s0, s1, s2] = geo.stride;
-    let phase_of =
-        |[td, th, tw]: [usize; 3]| ((td * d0 % s0) * s1 + th * d1 % s1) * s2 + tw * d2 % s2;
     let plane = q[0] * q[1] * q[2];
     let len = geo.cin * used.len() * plane;
     with_scratch(|scratch: &mut Scratch<T>| {
@@ -591,12 +587,22 @@ fn implicit<T: Scalar>(
         crate::team::for_chunks_mut(threads, buf, per_channel, |c, chunk| split((c, chunk)));
         let taps = taps(geo, |c, [td, th, tw]| {
             let (a, b, e) = (td * d0, th * d1, tw * d2);
-            let at = slot[phase_of([td, th, tw])];
+            let at = slot[geo.phase([td, th, tw])];
             (c * used.len() + at) * plane + ((a / s0) * q[1] + b / s1) * q[2] + e / s2
         });
         kernels::gathered(on, kmat, &buf[..], &taps, (q[2], q[1]), threads);
     });
     true
+}
+
+/// Whether the implicit product multiplies this problem: floats on a CPU with the hand-written
+/// product, channels first, output rows contiguous (`out_w_stride`, the output's element
+/// stride along W), a reduction up to [`MAX_TAPS`].
+fn product_takes<T: Scalar>(geo: &Geo, out_w_stride: isize) -> bool {
+    kernels::own_product::<T>()
+        && !geo.channels_last
+        && (out_w_stride == 1 || geo.out[2] <= 1)
+        && geo.red <= MAX_TAPS
 }
 
 /// The phase planes of [`implicit`]'s split copy.
@@ -639,7 +645,7 @@ fn phase_planes<T: Scalar>(geo: &Geo) -> Option<Phases> {
     for td in 0..kd {
         for th in 0..kh {
             for tw in 0..kw {
-                let ph = ((td * d0 % s0) * s1 + th * d1 % s1) * s2 + tw * d2 % s2;
+                let ph = geo.phase([td, th, tw]);
                 if slot[ph] == usize::MAX {
                     slot[ph] = used.len();
                     used.push(ph);
