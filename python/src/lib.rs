@@ -24,6 +24,11 @@ use crate::operands::gather;
 use crate::plan::{plan_dtype, PyPlan};
 use crate::request::{BatchedArgs, Request, SignalArgs};
 
+/// Large outputs freed by numpy are kept for the next call of the same shape instead of
+/// being returned to the system (see `KeepingAllocator`).
+#[global_allocator]
+static ALLOC: strideconv::memory::KeepingAllocator = strideconv::memory::KeepingAllocator::new();
+
 /// `correlate` / `convolve`: every argument, in the order of the Python signature.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
