@@ -252,8 +252,11 @@ complex_fft_scalar!(Complex32, f32);
 complex_fft_scalar!(Complex64, f64);
 
 /// Smallest buffer (complex elements) whose rows, transposes and products are worth
-/// spreading over threads.
-pub(crate) const PARALLEL_MIN: usize = 1 << 16;
+/// spreading over threads. At 2^16 the inverse transform that ends a polyphase call on
+/// 512² ⋆ 33² (stride 2, a 256×129 spectrum) ran on one thread while the other waited:
+/// 2^14 made that call 605 → 554 µs (512² ⋆ 65²: 609 → 576 µs), and a lone 192² transform
+/// is no slower for being spread (153 µs either way).
+pub(crate) const PARALLEL_MIN: usize = 1 << 14;
 
 /// Run `f(row, scratch)` on every `len`-long row of `buf`, on `threads` threads.
 fn for_rows<F: FftNum>(
