@@ -231,7 +231,7 @@ def test_every_kernel_isa_agrees(isa):
         "x, k = rng.normal(size=(40, 37)), rng.normal(size=(5, 4))\n"
         "out = [sc.correlate(x.astype(t), k.astype(t), stride=s, method=m)\n"
         "       for t in (np.float32, np.float64) for s in (1, 2, 3)\n"
-        "       for m in ('direct', 'im2col', 'auto')]\n"
+        "       for m in ('direct', 'im2col', 'fft', 'auto')]\n"
         "xd, kd = rng.normal(size=(2, 6, 29, 31)), rng.normal(size=(6, 1, 3, 3))\n"
         "out += [sc.conv2d(xd.astype(t), kd.astype(t), stride=s, padding=1, groups=6,\n"
         "                  padding_mode=p, method=m)\n"
@@ -252,7 +252,7 @@ def test_every_kernel_isa_agrees(isa):
         i = 0
         for t in (np.float32, np.float64):
             for s in (1, 2, 3):
-                for _ in range(3):
+                for _ in range(4):
                     want = scipy_correlate(x.astype(t), k.astype(t), stride=s)
                     tol = 1e-4 if t is np.float32 else 1e-11
                     np.testing.assert_allclose(got[f"arr_{i}"], want, rtol=tol, atol=tol * 20)

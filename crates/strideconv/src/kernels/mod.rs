@@ -22,6 +22,7 @@ mod lanes;
 mod masked;
 mod matmul;
 mod pages;
+mod spectra;
 mod split;
 use depthwise::prefetch;
 pub(crate) use depthwise::{interior as depthwise, Interior, Rows};
@@ -31,6 +32,7 @@ pub(crate) use gemm::{gemm, supported as gemm_supported};
 pub(crate) use masked::{masked, supported as masked_supported, Masked};
 pub(crate) use matmul::{available as own_product, gathered};
 pub(crate) use pages::{advise_huge_capacity, keep_freed_memory, zeroed};
+pub(crate) use spectra::multiply_add as complex_multiply_add;
 pub(crate) use split::deinterleave;
 
 /// Whether the hand-written AVX-512 kernels ([`masked`], [`matmul`]) run `T`: `f32` or

@@ -1123,12 +1123,7 @@ fn put_rows<T>(
 }
 
 /// `acc += a · b`, elementwise.
-fn multiply_add<F: FftNum>(acc: &mut [C<F>], a: &[C<F>], b: &[C<F>], threads: usize) {
-    fn body<F: FftNum>(acc: &mut [C<F>], a: &[C<F>], b: &[C<F>]) {
-        for ((y, &u), &v) in acc.iter_mut().zip(a).zip(b) {
-            *y = *y + u * v;
-        }
-    }
+fn multiply_add<F: FftNum + Float>(acc: &mut [C<F>], a: &[C<F>], b: &[C<F>], threads: usize) {
     const CHUNK: usize = 1 << 14;
     let threads = if acc.len() >= PARALLEL_MIN {
         threads
@@ -1136,7 +1131,7 @@ fn multiply_add<F: FftNum>(acc: &mut [C<F>], a: &[C<F>], b: &[C<F>], threads: us
         1
     };
     crate::team::for_chunks_mut(threads, acc, CHUNK, |i, y| {
-        body(y, &a[i * CHUNK..], &b[i * CHUNK..]);
+        crate::kernels::complex_multiply_add(y, &a[i * CHUNK..], &b[i * CHUNK..]);
     });
 }
 
