@@ -26,7 +26,7 @@ def test_reused_large_outputs_hold_each_calls_own_result():
     np.testing.assert_allclose(third, -kept, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(fourth, 3 * kept, rtol=1e-9, atol=1e-9)
     assert not np.shares_memory(second, third) and not np.shares_memory(third, fourth)
-    # A method that adds into its output (shift-and-add) starts from zeros on a reused block.
+    # The blocks freed above are reused again, with the right result.
     del second, third, fourth
     again = strideconv.correlate(x, k, method="shift_add")
     np.testing.assert_allclose(again, kept, rtol=1e-12, atol=1e-12)

@@ -177,6 +177,11 @@ pub(crate) fn estimate<T: Scalar>(
     Ok(base * scales.get(m, T::KIND) / par + overhead)
 }
 
+/// Transform points from which one FFT's rows, spread over the threads, run faster than on
+/// one (below it, nothing gained: 160² ⋆ 33², a 192² transform, took 153 µs on 1 thread
+/// and on 2, although the method spreads buffers from `fft::PARALLEL_MIN` on).
+const FFT_SPREAD_GAINS: usize = 1 << 16;
+
 /// Expected speed-up on `threads` threads: blocks for most methods; rows of transforms for a
 /// single FFT block.
 fn parallel_speedup<T: Scalar>(m: Method, spec: &ConvSpec, threads: usize) -> f64 {
@@ -211,9 +216,7 @@ fn parallel_speedup<T: Scalar>(m: Method, spec: &ConvSpec, threads: usize) -> f6
                 } else {
                     0.75 * t
                 }
-            } else if geo.m.iter().product::<usize>() >= 1 << 16 {
-                // One transform's rows spread over the threads: below 2^16 points that gains
-                // nothing (160² ⋆ 33², a 192² transform: 153 µs on 1 thread and on 2).
+            } else if geo.m.iter().product::<usize>() >= FFT_SPREAD_GAINS {
                 1.0 + 0.6 * (t - 1.0)
             } else {
                 1.0 // transforms too small to be spread over threads

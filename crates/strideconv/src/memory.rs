@@ -1,7 +1,7 @@
 //! Global allocators: one that counts the bytes live and the peak ([`CountingAllocator`]),
 //! one that keeps large freed blocks for reuse ([`KeepingAllocator`]).
 //!
-//! Install it in a binary to measure how much memory a call needs beyond what was live
+//! Install the counting allocator in a binary to measure how much memory a call needs beyond what was live
 //! before it (the comparison study of `strideconv compare` does this):
 //!
 //! ```

@@ -61,8 +61,8 @@ fn large_blocks_are_kept_reused_for_their_size_and_zeroed_when_asked() {
     assert_eq!(kept_bytes(), kept_before);
 }
 
-/// Every method writes a correct output into a reused block that held other values (the
-/// block comes back zeroed, and methods that add into their output rely on it).
+/// Every method writes a correct output into a reused block that held other values (each
+/// overwrites its whole output here; one that added into it would rely on the zeroing).
 #[test]
 fn every_method_is_right_on_a_reused_output_block() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
