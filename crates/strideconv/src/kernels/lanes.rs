@@ -45,6 +45,47 @@ pub(super) trait Lanes: Copy {
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     /// Lanes in `mask` to `p` (those must be writable).
     unsafe fn store(p: *mut Self, mask: u32, v: Self::V);
+    /// `N` registers (`rows.len() == N`) as an `N × N` matrix, transposed in place: lane `l`
+    /// of register `r` becomes lane `r` of register `l`.
+    unsafe fn transpose(rows: &mut [Self::V]);
+}
+
+/// Lane indices of one step of a transpose by bit swaps: for registers `lo` and `hi` whose
+/// indices differ in bit `bit` only, `(lo, hi)` become the two-source permutations by
+/// `swap_index(n, bit, false)` and `(…, true)`, which exchange bit `bit` of the register
+/// index with bit `bit` of the lane index. After every bit of `n` lanes, the `n × n` block
+/// is transposed.
+const fn swap_index<const N: usize>(bit: usize, high: bool) -> [i64; N] {
+    let mut out = [0i64; N];
+    let step = 1 << bit;
+    let mut c = 0;
+    while c < N {
+        let set = c & step != 0;
+        // Lane c of the low result: lane c of `lo` where the lane's bit is clear, else lane
+        // c − step of `hi`; of the high result: lane c + step of `lo`, else lane c of `hi`.
+        out[c] = match (high, set) {
+            (false, false) => c as i64,
+            (false, true) => (N + c - step) as i64,
+            (true, false) => (c + step) as i64,
+            (true, true) => (N + c) as i64,
+        };
+        c += 1;
+    }
+    out
+}
+
+/// Transpose `rows` (`n` registers) by `bits` bit swaps, each a pair of two-source permutes.
+#[inline(always)]
+fn transpose_by<V: Copy>(rows: &mut [V], bits: usize, mut swap: impl FnMut(V, V, usize) -> (V, V)) {
+    for bit in 0..bits {
+        let step = 1 << bit;
+        for lo in 0..rows.len() {
+            if lo & step == 0 {
+                let hi = lo | step;
+                (rows[lo], rows[hi]) = swap(rows[lo], rows[hi], bit);
+            }
+        }
+    }
 }
 
 impl Lanes for f32 {
@@ -100,6 +141,46 @@ impl Lanes for f32 {
         // SAFETY (caller): every lane in `mask` is within the output.
         unsafe { _mm512_mask_storeu_ps(p, mask as __mmask16, v) }
     }
+    #[inline(always)]
+    unsafe fn transpose(rows: &mut [__m512]) {
+        assert_eq!(rows.len(), 16, "transpose: 16 registers");
+        // Within 128-bit lanes first (pairs of 32-bit, then of 64-bit elements), then whole
+        // 128-bit lanes twice: 64 one-cycle shuffles, no two-source permutes.
+        // SAFETY (caller): AVX-512 F.
+        unsafe {
+            let mut t = [_mm512_setzero_ps(); 16];
+            for i in 0..8 {
+                t[2 * i] = _mm512_unpacklo_ps(rows[2 * i], rows[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(rows[2 * i], rows[2 * i + 1]);
+            }
+            // u[4g + j], lane L: rows 4g .. 4g + 4 of column 4L + j.
+            let mut u = [_mm512_setzero_ps(); 16];
+            for g in 0..4 {
+                let pd = |v: __m512| _mm512_castps_pd(v);
+                let (a, b, c, d) = (
+                    pd(t[4 * g]),
+                    pd(t[4 * g + 1]),
+                    pd(t[4 * g + 2]),
+                    pd(t[4 * g + 3]),
+                );
+                u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+                u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+                u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+                u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+            }
+            for j in 0..4 {
+                // Rows 0–7 and 8–15 of columns j, 8 + j (even) and 4 + j, 12 + j (odd).
+                let a = _mm512_shuffle_f32x4::<0x88>(u[j], u[4 + j]);
+                let b = _mm512_shuffle_f32x4::<0xdd>(u[j], u[4 + j]);
+                let c = _mm512_shuffle_f32x4::<0x88>(u[8 + j], u[12 + j]);
+                let d = _mm512_shuffle_f32x4::<0xdd>(u[8 + j], u[12 + j]);
+                rows[j] = _mm512_shuffle_f32x4::<0x88>(a, c);
+                rows[8 + j] = _mm512_shuffle_f32x4::<0xdd>(a, c);
+                rows[4 + j] = _mm512_shuffle_f32x4::<0x88>(b, d);
+                rows[12 + j] = _mm512_shuffle_f32x4::<0xdd>(b, d);
+            }
+        }
+    }
 }
 
 impl Lanes for f64 {
@@ -153,5 +234,25 @@ impl Lanes for f64 {
     unsafe fn store(p: *mut f64, mask: u32, v: __m512d) {
         // SAFETY (caller): as for f32.
         unsafe { _mm512_mask_storeu_pd(p, mask as __mmask8, v) }
+    }
+    #[inline(always)]
+    unsafe fn transpose(rows: &mut [__m512d]) {
+        const IDX: [[[i64; 8]; 2]; 3] = [
+            [swap_index::<8>(0, false), swap_index::<8>(0, true)],
+            [swap_index::<8>(1, false), swap_index::<8>(1, true)],
+            [swap_index::<8>(2, false), swap_index::<8>(2, true)],
+        ];
+        assert_eq!(rows.len(), 8, "transpose: 8 registers");
+        transpose_by(rows, 3, |lo, hi, bit| {
+            // SAFETY (caller): AVX-512 F; the index arrays hold 8 lanes each.
+            unsafe {
+                let il = _mm512_loadu_si512(IDX[bit][0].as_ptr().cast());
+                let ih = _mm512_loadu_si512(IDX[bit][1].as_ptr().cast());
+                (
+                    _mm512_permutex2var_pd(lo, il, hi),
+                    _mm512_permutex2var_pd(lo, ih, hi),
+                )
+            }
+        });
     }
 }

@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 
 use crate::Scalar;
 
+mod broadcast;
 mod depthwise;
 mod dots;
 mod fill;
