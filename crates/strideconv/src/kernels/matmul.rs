@@ -35,6 +35,7 @@
 //! Other element types, other strides and other CPUs keep the `gemm` crate.
 
 use std::any::TypeId;
+use std::sync::OnceLock;
 
 use ndarray::{ArrayView2, ArrayViewMut2, ArrayViewMut4};
 
@@ -143,6 +144,9 @@ pub(super) fn matmul<T: Scalar>(
 /// contiguous, the grid is narrower than the output or one vector, or a tap reads past the
 /// end of `src`: every `taps[kk] + p` with `p < (D - 1)·rows·pitch + (H - 1)·pitch + W` (for
 /// `out` of shape `(m, D, H, W)`) must index `src`.
+///
+/// `packed` carries weights packed for one micro-kernel from one image of a batch to the
+/// next: every call given the same `packed` must be given the same `lhs`.
 pub(crate) fn gathered<T: Scalar>(
     out: ArrayViewMut4<'_, T>,
     lhs: ArrayView2<'_, T>,
@@ -150,8 +154,19 @@ pub(crate) fn gathered<T: Scalar>(
     taps: &[usize],
     grid: (usize, usize),
     threads: usize,
+    packed: Option<&Packed<T>>,
 ) {
-    gathered_by(out, lhs, src, taps, grid, threads, Route::Cheaper);
+    gathered_by(out, lhs, src, taps, grid, threads, Route::Cheaper, packed);
+}
+
+/// Weights packed once for the images of a batch (see [`gathered`]).
+pub(crate) struct Packed<T>(OnceLock<Vec<T>>);
+
+impl<T> Packed<T> {
+    /// Nothing packed yet.
+    pub(crate) fn new() -> Self {
+        Packed(OnceLock::new())
+    }
 }
 
 /// Which micro-kernel [`gathered_by`] runs.
@@ -168,6 +183,7 @@ enum Route {
 }
 
 /// [`gathered`] by the micro-kernel `route` names.
+#[allow(clippy::too_many_arguments)]
 fn gathered_by<T: Scalar>(
     mut out: ArrayViewMut4<'_, T>,
     lhs: ArrayView2<'_, T>,
@@ -176,6 +192,7 @@ fn gathered_by<T: Scalar>(
     (pitch, rows): (usize, usize),
     threads: usize,
     route: Route,
+    packed: Option<&Packed<T>>,
 ) {
     let (m, [od, oh, ow]) = (
         out.shape()[0],
@@ -247,16 +264,21 @@ fn gathered_by<T: Scalar>(
             rows,
             shape: [od, oh, ow],
         };
+        // `T` is exactly f32 or f64 (`available`), so one of the downcasts finds it.
+        let shared = packed.map(|p| &p.0 as &dyn std::any::Any);
         // SAFETY: the weights are `m × k` with unit column stride (`lhs_rs` apart); every
         // output position's grid position `p < span` and `taps[kk] + p` indexes `src`
         // (checked above); the output's positions are distinct elements of `out`, which
         // nothing else accesses while its `&mut` view lives; `T` is f32 or f64 on an
-        // AVX-512 CPU (`available`), so the casts reinterpret it as itself.
+        // AVX-512 CPU (`available`), so the casts reinterpret it as itself; `packed` was
+        // filled, if at all, by this same code from the same weights (the caller's promise).
         unsafe {
             if TypeId::of::<T>() == TypeId::of::<f32>() {
-                super::broadcast::run::<f32>(problem.cast(), threads);
+                let shared = shared.and_then(|p| p.downcast_ref::<OnceLock<Vec<f32>>>());
+                super::broadcast::run::<f32>(problem.cast(), threads, shared);
             } else {
-                super::broadcast::run::<f64>(problem.cast(), threads);
+                let shared = shared.and_then(|p| p.downcast_ref::<OnceLock<Vec<f64>>>());
+                super::broadcast::run::<f64>(problem.cast(), threads, shared);
             }
         }
         return;
@@ -783,6 +805,7 @@ mod tests {
                     (pitch, rows),
                     threads,
                     route,
+                    None,
                 );
                 assert_eq!(
                     out.slice(s![.., .., .., ..ow]),
@@ -794,6 +817,23 @@ mod tests {
                     .slice(s![.., .., .., ow..])
                     .iter()
                     .all(|&v| v == sentinel));
+            }
+            // Weights packed by one call and used by the next, as for the images of a batch.
+            let packed = Packed::new();
+            for round in 0..2 {
+                let mut out = Array4::from_elem((m, od, oh, ow), T::from(100));
+                let (src, route) = (&src, Route::Channels);
+                gathered_by(
+                    out.view_mut(),
+                    lhs.view(),
+                    src,
+                    &taps,
+                    (pitch, rows),
+                    1,
+                    route,
+                    Some(&packed),
+                );
+                assert_eq!(out, want, "case {case}: packed weights, round {round}");
             }
         }
     }
@@ -814,7 +854,7 @@ mod tests {
             let lhs = Array2::<f32>::zeros((2, 1));
             let mut out = Array4::<f32>::zeros((2, 1, 2, 16));
             let src = vec![0f32; 10 + 31];
-            gathered(out.view_mut(), lhs.view(), &src, &[10], (16, 2), 1);
+            gathered(out.view_mut(), lhs.view(), &src, &[10], (16, 2), 1, None);
         });
         let message = caught.expect_err("a short source must panic");
         let text = message.downcast_ref::<&str>().copied().unwrap_or_default();

@@ -287,6 +287,9 @@ impl<T: Scalar> Algorithm<T> for Im2col {
         let geo = Geo::new(k.shape(), [od, oh, ow], g.stride, g.dilation, channels_last);
         let kmat = kernel_matrix(&k, channels_last);
         let pointwise = [kd, kh, kw] == [1, 1, 1] && g.stride == [1, 1, 1];
+        // Weights packed by the first image for the rest of the batch.
+        let packed = kernels::Packed::new();
+        let shared = (nb > 1).then_some(&packed);
         for n in 0..nb {
             let xn = x.index_axis(Axis(0), n);
             let mut on = out.index_axis_mut(Axis(0), n);
@@ -300,7 +303,7 @@ impl<T: Scalar> Algorithm<T> for Im2col {
                 }
             }
             let image = Image { x: xn, pad: None };
-            if !implicit(image, kmat.view(), on.view_mut(), &geo, g.threads) {
+            if !implicit(image, kmat.view(), on.view_mut(), &geo, g.threads, shared) {
                 tiled(xn, kmat.view(), on, &geo, g.threads);
             }
         }
@@ -452,12 +455,15 @@ pub(crate) fn drive_unpadded<T: Scalar>(
     }
     let pad = Pad::new(spec);
     let kmat = kernel_matrix(&k, false);
+    // Weights packed by the first image for the rest of the batch.
+    let packed = kernels::Packed::new();
+    let shared = (nb > 1).then_some(&packed);
     let one = |n: usize, on: ArrayViewMut4<'_, T>, threads: usize| {
         let image = Image {
             x: x.index_axis(Axis(0), n),
             pad: Some(&pad),
         };
-        let done = implicit(image, kmat.view(), on, &geo, threads);
+        let done = implicit(image, kmat.view(), on, &geo, threads, shared);
         debug_assert!(done, "phase_planes said the implicit product applies");
     };
     if nb == 1 || threads <= 1 {
@@ -502,6 +508,7 @@ fn implicit<T: Scalar>(
     on: ArrayViewMut4<'_, T>,
     geo: &Geo,
     threads: usize,
+    packed: Option<&kernels::Packed<T>>,
 ) -> bool {
     let [d0, d1, d2] = geo.dilation;
     let lanes = 64 / std::mem::size_of::<T>().max(1);
@@ -519,7 +526,7 @@ fn implicit<T: Scalar>(
             let taps = taps(geo, |c, [td, th, tw]| {
                 c * plane + (td * d0 * xh + th * d1) * xw + tw * d2
             });
-            kernels::gathered(on, kmat, src, &taps, (xw, xh), threads);
+            kernels::gathered(on, kmat, src, &taps, (xw, xh), threads, packed);
             return true;
         }
     }
@@ -590,7 +597,7 @@ fn implicit<T: Scalar>(
             let at = slot[geo.phase([td, th, tw])];
             (c * used.len() + at) * plane + ((a / s0) * q[1] + b / s1) * q[2] + e / s2
         });
-        kernels::gathered(on, kmat, &buf[..], &taps, (q[2], q[1]), threads);
+        kernels::gathered(on, kmat, &buf[..], &taps, (q[2], q[1]), threads, packed);
     });
     true
 }
