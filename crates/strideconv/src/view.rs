@@ -315,27 +315,16 @@ pub(crate) fn gather_rows<T: Copy>(
 
 /// `dst[j] = src[j·step]`; `src` must hold `(dst.len() - 1)·step + 1` elements.
 ///
-/// Steps 2 to 4 get loops of their own, which the compiler turns into shuffles: 3–5× faster
-/// than a generic strided loop on short rows, and the gather's strided reads are mostly
-/// these.
+/// Steps 2 to 4, most of the gathers' strided reads, go to [`crate::kernels::pick`]: fixed
+/// blocks compiled for the detected instruction set, which the compiler turns into
+/// shuffles (with AVX-512, two loads and one permute per eight float64 values). The FFT's
+/// input phases of a 1024² ⋆ 512² stride-2 float64 problem (2 threads, a new kernel every
+/// call) went 4.21 → 3.95 ms with them against the same loops compiled for plain x86-64.
 #[inline]
 pub(crate) fn copy_strided<T: Copy>(dst: &mut [T], src: &[T], step: usize) {
-    fn fixed<T: Copy, const S: usize>(dst: &mut [T], src: &[T]) {
-        let Some((last, head)) = dst.split_last_mut() else {
-            return;
-        };
-        let n = head.len();
-        // Whole chunks for all but the last element: the row may end right after it.
-        for (y, c) in head.iter_mut().zip(src[..n * S].chunks_exact(S)) {
-            *y = c[0];
-        }
-        *last = src[n * S];
-    }
     match step {
         1 => dst.copy_from_slice(&src[..dst.len()]),
-        2 => fixed::<T, 2>(dst, src),
-        3 => fixed::<T, 3>(dst, src),
-        4 => fixed::<T, 4>(dst, src),
+        2..=4 => crate::kernels::pick(dst, src, step),
         _ => {
             let Some(n) = dst.len().checked_sub(1) else {
                 return;

@@ -34,7 +34,7 @@ pub(crate) use masked::{masked, supported as masked_supported, Masked};
 pub(crate) use matmul::{available as own_product, gathered, Packed};
 pub(crate) use pages::{advise_huge_capacity, keep_freed_memory, zeroed};
 pub(crate) use spectra::multiply_add as complex_multiply_add;
-pub(crate) use split::deinterleave;
+pub(crate) use split::{deinterleave, pick};
 
 /// Whether the hand-written AVX-512 kernels ([`masked`], [`matmul`]) run `T`: `f32` or
 /// `f64`, on a CPU where [`isa`] is AVX-512.
