@@ -15,7 +15,8 @@
 //!
 //! [`super::matmul::gathered`] takes this product where its tiles are at least six positions
 //! wide and it computes no more lanes than the grid would. Measured against the
-//! positions-in-lanes product (Rust loop, mean of interleaved rounds, float32 unless said):
+//! positions-in-lanes product (Rust loop, float32 unless said; 2 threads: mean of 3–4
+//! interleaved rounds; 1 thread: best call of one run each):
 //!
 //! | layer (3×3, padded) | 1 thread | 2 threads | batch 8, 2 threads |
 //! |---|---|---|---|
@@ -28,7 +29,9 @@
 //! 512→512 @7 (tiles of seven positions) and 64→64 @9 measured even. Under `perf`, packing
 //! the weights is 7% of the 256→256 @14 call (its weights outweigh its input ten to one) and
 //! the tile 86%, so the images of a batch share one packed copy (the first image to need it
-//! packs it): batch 8, 2 threads, 256→256 @14 4.53 → 4.08 ms, 128→128 @28 4.29 → 4.04 ms.
+//! packs it). Batch 8, 2 threads, 256→256 @14: packing 7.5% → 1.9% of the samples under
+//! `perf`; timed, best of five interleaved rounds 3.96 → 3.87 ms, means even (a first A/B,
+//! 4.53 → 4.08 ms, did not reproduce: this machine's noise between runs is that large).
 #![cfg(target_arch = "x86_64")]
 
 use std::sync::OnceLock;
