@@ -54,12 +54,7 @@ fn pick_fixed<T: Copy, const S: usize>(dst: &mut [T], src: &[T]) {
     const B: usize = 16;
     // Whole blocks while the block's last chunk lies within `src` (it ends at the last
     // element read, which may be the last of `src`).
-    let blocks = if src.len() >= S * B {
-        (src.len() - S * B) / (S * B) + 1
-    } else {
-        0
-    };
-    let blocks = blocks.min(dst.len() / B);
+    let blocks = (src.len() / (S * B)).min(dst.len() / B);
     for i in 0..blocks {
         let s = &src[S * B * i..S * B * (i + 1)];
         let d = &mut dst[B * i..B * (i + 1)];
