@@ -45,7 +45,8 @@ pub(super) const XR: usize = 14;
 
 /// One implicit product (see [`super::matmul::gathered`]): `m` output channels, a reduction
 /// of `k` taps, output position `(z, y, x)` of `(od, oh, ow)` read at grid position
-/// `(z·rows + y)·pitch + x` plus each tap's offset.
+/// `z·slice + y·pitch + x·step` plus each tap's offset (`step` 1, or 2 for a stride-2 layer
+/// read from its unsplit input).
 #[derive(Clone, Copy)]
 pub(super) struct Problem<T> {
     pub m: usize,
@@ -61,7 +62,8 @@ pub(super) struct Problem<T> {
     pub slice_stride: isize,
     pub row_stride: isize,
     pub pitch: usize,
-    pub rows: usize,
+    pub slice: usize,
+    pub step: usize,
     pub shape: [usize; 3],
 }
 
@@ -80,7 +82,8 @@ impl<T> Problem<T> {
             slice_stride: self.slice_stride,
             row_stride: self.row_stride,
             pitch: self.pitch,
-            rows: self.rows,
+            slice: self.slice,
+            step: self.step,
             shape: self.shape,
         }
     }
@@ -166,7 +169,7 @@ pub(super) unsafe fn run<T: Lanes + Default + Send + Sync>(
             };
             for line in l0..l1 {
                 let (z, y) = (line / oh, line % oh);
-                let grid = (z * p.rows + y) * p.pitch;
+                let grid = z * p.slice + y * p.pitch;
                 let at = z as isize * p.slice_stride
                     + y as isize * p.row_stride
                     + (s * sw) as isize * p.c_rs;
@@ -176,7 +179,7 @@ pub(super) unsafe fn run<T: Lanes + Default + Send + Sync>(
                     let t = Tile {
                         k: p.k,
                         w,
-                        b: p.src.wrapping_add(grid + x0),
+                        b: p.src.wrapping_add(grid + x0 * p.step),
                         taps: p.taps,
                         out: p.out.wrapping_offset(at + x0 as isize),
                         c_rs: p.c_rs,
@@ -184,7 +187,13 @@ pub(super) unsafe fn run<T: Lanes + Default + Send + Sync>(
                     };
                     // SAFETY: the tile's positions are outputs (x0 + count ≤ ow) of this
                     // part's rows, its channels this part's strip: as the caller promised.
-                    unsafe { widths(count, t) };
+                    unsafe {
+                        match p.step {
+                            1 => widths::<T, 1>(count, t),
+                            2 => widths::<T, 2>(count, t),
+                            s => unreachable!("position step {s}"),
+                        }
+                    }
                     x0 += count;
                 }
             }
@@ -239,7 +248,7 @@ unsafe fn pack<T: Lanes>(p: &Problem<T>, o0: usize, valid: usize, packed: &mut [
     }
 }
 
-/// One tile: `count` positions from `b` (a grid position), the strip's `valid` channels.
+/// One tile: `count` positions from `b` (a grid position) on, the strip's `valid` channels.
 #[derive(Clone, Copy)]
 struct Tile<T> {
     k: usize,
@@ -253,16 +262,16 @@ struct Tile<T> {
     valid: usize,
 }
 
-/// [`tile`] for `count` positions (1 ..= [`XR`]).
+/// [`tile`] for `count` positions (1 ..= [`XR`]), `S` grid positions apart.
 ///
 /// # Safety
 /// As [`tile`].
 #[inline(always)]
-unsafe fn widths<T: Lanes>(count: usize, t: Tile<T>) {
+unsafe fn widths<T: Lanes, const S: usize>(count: usize, t: Tile<T>) {
     macro_rules! arms {
         ($($x:literal)*) => {
             match count {
-                $($x => unsafe { tile::<T, $x>(t) },)*
+                $($x => unsafe { tile::<T, $x, S>(t) },)*
                 _ => unreachable!("tile of {count} positions"),
             }
         };
@@ -270,14 +279,14 @@ unsafe fn widths<T: Lanes>(count: usize, t: Tile<T>) {
     arms!(1 2 3 4 5 6 7 8 9 10 11 12 13 14)
 }
 
-/// `out[o, x] = Σ_kk w[o, kk] · b[taps[kk] + x]` for `x < X`, `o < valid`.
+/// `out[o, x] = Σ_kk w[o, kk] · b[taps[kk] + x·S]` for `x < X`, `o < valid`.
 ///
 /// # Safety
-/// AVX-512; `w` holds `k` steps of a strip; `b + taps[kk] + x` readable for `kk < k`,
+/// AVX-512; `w` holds `k` steps of a strip; `b + taps[kk] + x·S` readable for `kk < k`,
 /// `x < X`; `out + o·c_rs + x` writable for `o < valid`, `x < X`, and not accessed by
 /// anything else meanwhile.
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-unsafe fn tile<T: Lanes, const X: usize>(t: Tile<T>) {
+unsafe fn tile<T: Lanes, const X: usize, const S: usize>(t: Tile<T>) {
     let (n, sw) = (T::N, strip_width::<T>());
     // SAFETY (whole body): as the caller promised.
     unsafe {
@@ -288,7 +297,7 @@ unsafe fn tile<T: Lanes, const X: usize>(t: Tile<T>) {
                 std::array::from_fn(|v| T::load::<true>(T::zero(), u32::MAX, wp, (v * n) as isize));
             let bp = t.b.offset(*t.taps.add(kk));
             for (x, sums) in acc.iter_mut().enumerate() {
-                let bx = T::splat(*bp.add(x));
+                let bx = T::splat(*bp.add(x * S));
                 for v in 0..CV {
                     sums[v] = T::fma(wv[v], bx, sums[v]);
                 }

@@ -156,7 +156,53 @@ pub(crate) fn gathered<T: Scalar>(
     threads: usize,
     packed: Option<&Packed<T>>,
 ) {
-    gathered_by(out, lhs, src, taps, grid, threads, Route::Cheaper, packed);
+    let walk = Walk {
+        pitch: grid.0,
+        slice: grid.0 * grid.1,
+        step: 1,
+    };
+    gathered_by(out, lhs, src, taps, walk, threads, Route::Cheaper, packed);
+}
+
+/// Where an implicit product reads: output position `(z, y, x)` at grid position
+/// `z·slice + y·pitch + x·step` (plus each tap's offset).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Walk {
+    pub pitch: usize,
+    pub slice: usize,
+    pub step: usize,
+}
+
+/// [`gathered`] with output positions `walk.step` (1 or 2) grid positions apart, by the
+/// channels-in-lanes product: a stride-2 layer's windows read from its padded input as it
+/// is, with no copy split by stride phase. Panics as [`gathered`] does, and for another step.
+pub(crate) fn gathered_strided<T: Scalar>(
+    out: ArrayViewMut4<'_, T>,
+    lhs: ArrayView2<'_, T>,
+    src: &[T],
+    taps: &[usize],
+    walk: Walk,
+    threads: usize,
+    packed: Option<&Packed<T>>,
+) {
+    assert!(
+        matches!(walk.step, 1 | 2),
+        "matmul: position step {}",
+        walk.step
+    );
+    gathered_by(out, lhs, src, taps, walk, threads, Route::Channels, packed);
+}
+
+/// Whether [`gathered`] would take the channels-in-lanes product for `m` output channels
+/// over outputs `shape` on a grid of rows `pitch` apart, `rows` per slice.
+pub(crate) fn prefers_channels<T>(
+    m: usize,
+    shape: [usize; 3],
+    (pitch, rows): (usize, usize),
+) -> bool {
+    let [od, oh, ow] = shape;
+    od * oh * ow > 0
+        && channels_in_lanes::<T>(m, shape, (od - 1) * rows * pitch + (oh - 1) * pitch + ow)
 }
 
 /// Weights packed once for the images of a batch (see [`gathered`]).
@@ -189,11 +235,12 @@ fn gathered_by<T: Scalar>(
     lhs: ArrayView2<'_, T>,
     src: &[T],
     taps: &[usize],
-    (pitch, rows): (usize, usize),
+    walk: Walk,
     threads: usize,
     route: Route,
     packed: Option<&Packed<T>>,
 ) {
+    let Walk { pitch, slice, step } = walk;
     let (m, [od, oh, ow]) = (
         out.shape()[0],
         [out.shape()[1], out.shape()[2], out.shape()[3]],
@@ -206,9 +253,16 @@ fn gathered_by<T: Scalar>(
         "matmul: output rows not contiguous"
     );
     let lanes = 64 / std::mem::size_of::<T>();
+    // A grid of whole rows (the positions-in-lanes product computes every grid position
+    // from an output's first to its last); a stepped walk is the channels product's only.
+    let rows = slice / pitch.max(1);
     assert!(
-        pitch >= ow.max(lanes) && rows >= oh,
-        "matmul: grid {pitch}×{rows}"
+        if step == 1 {
+            pitch >= ow.max(lanes) && rows >= oh && slice == rows * pitch
+        } else {
+            route == Route::Channels
+        },
+        "matmul: grid {pitch}×{rows}, step {step}"
     );
     if m == 0 || od * oh * ow == 0 || k == 0 {
         assert!(
@@ -217,7 +271,7 @@ fn gathered_by<T: Scalar>(
         );
         return;
     }
-    let span = (od - 1) * rows * pitch + (oh - 1) * pitch + ow;
+    let span = (od - 1) * slice + (oh - 1) * pitch + (ow - 1) * step + 1;
     let last = taps.iter().max().copied().unwrap_or(0);
     assert!(
         last.checked_add(span).is_some_and(|end| end <= src.len()),
@@ -261,7 +315,8 @@ fn gathered_by<T: Scalar>(
             slice_stride,
             row_stride,
             pitch,
-            rows,
+            slice,
+            step,
             shape: [od, oh, ow],
         };
         // `T` is exactly f32 or f64 (`available`), so one of the downcasts finds it.
@@ -802,7 +857,11 @@ mod tests {
                     lhs.view(),
                     &src,
                     &taps,
-                    (pitch, rows),
+                    Walk {
+                        pitch,
+                        slice: rows * pitch,
+                        step: 1,
+                    },
                     threads,
                     route,
                     None,
@@ -818,6 +877,36 @@ mod tests {
                     .iter()
                     .all(|&v| v == sentinel));
             }
+            // Positions two grid positions apart (a stride-2 layer read from its unsplit
+            // input), by the channels product, the only one that walks that way.
+            let walk = Walk {
+                pitch: 2 * ow + next(4),
+                slice: (2 * ow + 4) * (oh + next(3)),
+                step: 2,
+            };
+            let span = (od - 1) * walk.slice + (oh - 1) * walk.pitch + 2 * (ow - 1) + 1;
+            let len = taps.iter().max().unwrap() + span + next(3);
+            let src2: Vec<T> = (0..len).map(|i| T::from((i % 5) as i8 - 2)).collect();
+            let want2 = Array4::from_shape_fn((m, od, oh, ow), |(o, z, y, x)| {
+                let p = z * walk.slice + y * walk.pitch + 2 * x;
+                (0..k).fold(T::zero(), |acc, kk| acc + lhs[(o, kk)] * src2[taps[kk] + p])
+            });
+            for threads in [1, 2] {
+                let mut out = Array4::from_elem((m, od, oh, ow), T::from(100));
+                gathered_strided(
+                    out.view_mut(),
+                    lhs.view(),
+                    &src2,
+                    &taps,
+                    walk,
+                    threads,
+                    None,
+                );
+                assert_eq!(
+                    out, want2,
+                    "case {case}: step 2, {walk:?}, threads {threads}"
+                );
+            }
             // Weights packed by one call and used by the next, as for the images of a batch.
             let packed = Packed::new();
             for round in 0..2 {
@@ -828,7 +917,11 @@ mod tests {
                     lhs.view(),
                     src,
                     &taps,
-                    (pitch, rows),
+                    Walk {
+                        pitch,
+                        slice: rows * pitch,
+                        step: 1,
+                    },
                     1,
                     route,
                     Some(&packed),

@@ -31,7 +31,9 @@ pub(crate) use dots::dots;
 pub(crate) use fill::{planes as fill_planes, Filler};
 pub(crate) use gemm::{gemm, supported as gemm_supported};
 pub(crate) use masked::{masked, supported as masked_supported, Masked};
-pub(crate) use matmul::{available as own_product, gathered, Packed};
+pub(crate) use matmul::{
+    available as own_product, gathered, gathered_strided, prefers_channels, Packed, Walk,
+};
 pub(crate) use pages::{advise_huge_capacity, keep_freed_memory, zeroed};
 pub(crate) use spectra::multiply_add as complex_multiply_add;
 pub(crate) use split::{deinterleave, pick};

@@ -36,7 +36,11 @@
 //! it) the product puts output channels in the vector lanes instead and broadcasts the
 //! positions, through the same tap table, so it computes real outputs only
 //! (`kernels/broadcast.rs`: 3×3 256→256 @14 7–10% faster); the images of a batch share its
-//! packed copy of the weights.
+//! packed copy of the weights. That product broadcasts one position at a time, so it needs no
+//! unit-stride runs: a layer strided by at most 2 along its rows is read from a plain padded
+//! copy, positions `stride` apart, with no split by phase (Rust loop, 2 threads, float32,
+//! mean of 3–5 interleaved rounds: 3×3/2 64→128 @56 287 → 260 µs, batch 8 2.17 → 1.98 ms,
+//! float64 537 → 511 µs; the 7×7 stride-2 stem even).
 //!
 //! Real and complex floats are multiplied through [`kernels::gemm`] (the hand-written
 //! AVX-512 product for f32 and f64 where it applies, else the `gemm` crate); exact integers (`i128`), and everything under `STRIDECONV_ISA=scalar`,
@@ -536,16 +540,37 @@ fn implicit<T: Scalar>(
             return true;
         }
     }
-    let Some(Phases {
-        need,
-        q,
-        slot,
-        used,
-    }) = phase_planes::<T>(geo)
-    else {
+    let Some(phases) = phase_planes::<T>(geo) else {
         return false;
     };
-    let [s0, s1, s2] = geo.stride;
+    // Where the channels-in-lanes product multiplies anyway, a layer strided by at most 2
+    // along its rows is read from a plain padded copy, positions `stride` apart, instead of
+    // one split by phase: one copy of each row instead of a copy and a split (3×3/2 64→128
+    // @56: the split was 13% of the call).
+    let need = phases.need;
+    let unsplit = geo.stride != [1, 1, 1]
+        && geo.stride[2] <= 2
+        && kernels::prefers_channels::<T>(geo.cout, geo.out, (phases.q[2], phases.q[1]))
+        && geo.cin * need.iter().product::<usize>() * std::mem::size_of::<T>() <= MAX_PLANES_BYTES;
+    let (
+        Phases {
+            need,
+            q,
+            slot,
+            used,
+        },
+        [s0, s1, s2],
+    ) = if unsplit {
+        let whole = Phases {
+            need,
+            q: need,
+            slot: vec![0],
+            used: vec![0],
+        };
+        (whole, [1, 1, 1])
+    } else {
+        (phases, geo.stride)
+    };
     let plane = q[0] * q[1] * q[2];
     let len = geo.cin * used.len() * plane;
     with_scratch(|scratch: &mut Scratch<T>| {
@@ -598,6 +623,19 @@ fn implicit<T: Scalar>(
         let buf = &mut buf[..len];
         let per_channel = used.len() * plane;
         crate::team::for_chunks_mut(threads, buf, per_channel, |c, chunk| split((c, chunk)));
+        if unsplit {
+            let taps = taps(geo, plane, |[td, th, tw]| {
+                (td * d0 * q[1] + th * d1) * q[2] + tw * d2
+            });
+            let [t0, t1, t2] = geo.stride;
+            let walk = kernels::Walk {
+                pitch: t1 * q[2],
+                slice: t0 * q[1] * q[2],
+                step: t2,
+            };
+            kernels::gathered_strided(on, kmat, &buf[..], &taps, walk, threads, packed);
+            return;
+        }
         let taps = taps(geo, used.len() * plane, |[td, th, tw]| {
             let (a, b, e) = (td * d0, th * d1, tw * d2);
             let at = slot[geo.phase([td, th, tw])];
