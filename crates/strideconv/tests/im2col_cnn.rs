@@ -293,6 +293,10 @@ fn implicit_products_on_grids() {
     check_floats(Layer::new(48, 40, &[18, 18], &[3, 3], 1, 1), 46);
     check_floats(Layer::new(24, 72, &[16, 20], &[3, 3], 1, 0).batch(3), 47);
     check_floats(Layer::new(4, 9, &[20, 40], &[5, 3], 3, 2).dilation(2), 48);
+    // Stride 2 with 32 output channels: the channels-in-lanes product, positions two apart,
+    // on the unpadded input in place (and, padded, on its plain padded copy).
+    check_floats(Layer::new(8, 32, &[17, 33], &[3, 3], 2, 0).batch(2), 53);
+    check_floats(Layer::new(8, 32, &[15, 31], &[3, 3], 2, 1), 54);
     let mut mixed = Layer::new(5, 6, &[19, 37], &[4, 2], 1, 1);
     mixed.opts.stride = vec![1, 2];
     check_floats(mixed, 49);
