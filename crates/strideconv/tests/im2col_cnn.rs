@@ -297,6 +297,14 @@ fn implicit_products_on_grids() {
     // on the unpadded input in place (and, padded, on its plain padded copy).
     check_floats(Layer::new(8, 32, &[17, 33], &[3, 3], 2, 0).batch(2), 53);
     check_floats(Layer::new(8, 32, &[15, 31], &[3, 3], 2, 1), 54);
+    // Stride 2 down the rows only (positions one apart along them), odd heights.
+    for (h, seed) in [(17, 55), (18, 56)] {
+        let mut rows = Layer::new(8, 32, &[h, 29], &[3, 3], 1, 1);
+        rows.opts.stride = vec![2, 1];
+        check_floats(rows.clone(), seed);
+        rows.opts.padding = Padding::Uniform(0, 0);
+        check_floats(rows, seed + 10);
+    }
     let mut mixed = Layer::new(5, 6, &[19, 37], &[4, 2], 1, 1);
     mixed.opts.stride = vec![1, 2];
     check_floats(mixed, 49);

@@ -253,15 +253,14 @@ fn gathered_by<T: Scalar>(
         "matmul: output rows not contiguous"
     );
     let lanes = 64 / std::mem::size_of::<T>();
-    // A grid of whole rows (the positions-in-lanes product computes every grid position
-    // from an output's first to its last); a stepped walk is the channels product's only.
+    // The positions-in-lanes product computes every grid position from an output's first to
+    // its last, so it needs a grid of whole rows, at least one vector wide; the channels
+    // product reads output positions only, wherever the walk puts them (any pitch, slice
+    // and step: `gathered_strided` walks rows of a plain copy two rows apart).
     let rows = slice / pitch.max(1);
     assert!(
-        if step == 1 {
-            pitch >= ow.max(lanes) && rows >= oh && slice == rows * pitch
-        } else {
-            route == Route::Channels
-        },
+        route == Route::Channels
+            || (step == 1 && pitch >= ow.max(lanes) && rows >= oh && slice == rows * pitch),
         "matmul: grid {pitch}×{rows}, step {step}"
     );
     if m == 0 || od * oh * ow == 0 || k == 0 {
