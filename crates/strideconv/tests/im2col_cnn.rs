@@ -381,3 +381,29 @@ fn implicit_products_pad_as_they_split() {
     let layer = Layer::new(6, 10, &[11, 34], &[3, 3], 2, 1);
     check_every_other_column::<f64>(&layer, f64::EPSILON, 120);
 }
+
+#[test]
+fn random_layers_on_every_route() {
+    // Random 2-D layers with channel counts around the products' strip widths (8, 16, 32)
+    // and per-axis strides, dilations and uneven padding: every product (positions in
+    // lanes, channels in lanes, at steps 1 and 2, in place or from a copy) and every gather
+    // gets shapes no hand-picked case names (stride (2, 1) at an odd height was one).
+    let mut rng = Rng(900);
+    for case in 0..40 {
+        let cout = [1, 7, 16, 31, 32, 33, 48, 64][rng.below(8)];
+        let cin = rng.range(1, 12);
+        let kernel = [rng.range(1, 5), rng.range(1, 5)];
+        let stride = vec![rng.range(1, 3), rng.range(1, 3)];
+        let dilation = vec![rng.range(1, 2), rng.range(1, 2)];
+        let pads: Vec<(usize, usize)> =
+            (0..2).map(|_| (rng.range(0, 2), rng.range(0, 2))).collect();
+        let input: Vec<usize> = (0..2)
+            .map(|a| (kernel[a] - 1) * dilation[a] + rng.range(1, 40))
+            .collect();
+        let mut layer = Layer::new(cin, cout, &input, &kernel, 1, 0).batch(rng.range(1, 2));
+        layer.opts.stride = stride;
+        layer.opts.dilation = dilation;
+        layer.opts.padding = Padding::Explicit(pads);
+        check_floats(layer, 1000 + case);
+    }
+}
