@@ -156,12 +156,16 @@ pub(crate) fn gathered<T: Scalar>(
     threads: usize,
     packed: Option<&Packed<T>>,
 ) {
-    let walk = Walk {
-        pitch: grid.0,
-        slice: grid.0 * grid.1,
-        step: 1,
-    };
-    gathered_by(out, lhs, src, taps, walk, threads, Route::Cheaper, packed);
+    gathered_by(
+        out,
+        lhs,
+        src,
+        taps,
+        Walk::grid(grid),
+        threads,
+        Route::Cheaper,
+        packed,
+    );
 }
 
 /// Where an implicit product reads: output position `(z, y, x)` at grid position
@@ -171,6 +175,23 @@ pub(crate) struct Walk {
     pub pitch: usize,
     pub slice: usize,
     pub step: usize,
+}
+
+impl Walk {
+    /// A grid of rows `pitch` apart, `rows` per depth slice, positions one apart.
+    fn grid((pitch, rows): (usize, usize)) -> Walk {
+        Walk {
+            pitch,
+            slice: rows * pitch,
+            step: 1,
+        }
+    }
+
+    /// Grid positions from the first output's to one past the last's, for outputs `shape`
+    /// (none empty).
+    fn span(self, [od, oh, ow]: [usize; 3]) -> usize {
+        (od - 1) * self.slice + (oh - 1) * self.pitch + (ow - 1) * self.step + 1
+    }
 }
 
 /// [`gathered`] with output positions `walk.step` (1 or 2) grid positions apart, by the
@@ -195,14 +216,8 @@ pub(crate) fn gathered_strided<T: Scalar>(
 
 /// Whether [`gathered`] would take the channels-in-lanes product for `m` output channels
 /// over outputs `shape` on a grid of rows `pitch` apart, `rows` per slice.
-pub(crate) fn prefers_channels<T>(
-    m: usize,
-    shape: [usize; 3],
-    (pitch, rows): (usize, usize),
-) -> bool {
-    let [od, oh, ow] = shape;
-    od * oh * ow > 0
-        && channels_in_lanes::<T>(m, shape, (od - 1) * rows * pitch + (oh - 1) * pitch + ow)
+pub(crate) fn prefers_channels<T>(m: usize, shape: [usize; 3], grid: (usize, usize)) -> bool {
+    shape.iter().all(|&e| e > 0) && channels_in_lanes::<T>(m, shape, Walk::grid(grid).span(shape))
 }
 
 /// Weights packed once for the images of a batch (see [`gathered`]).
@@ -270,7 +285,7 @@ fn gathered_by<T: Scalar>(
         );
         return;
     }
-    let span = (od - 1) * slice + (oh - 1) * pitch + (ow - 1) * step + 1;
+    let span = walk.span([od, oh, ow]);
     let last = taps.iter().max().copied().unwrap_or(0);
     assert!(
         last.checked_add(span).is_some_and(|end| end <= src.len()),
@@ -856,11 +871,7 @@ mod tests {
                     lhs.view(),
                     &src,
                     &taps,
-                    Walk {
-                        pitch,
-                        slice: rows * pitch,
-                        step: 1,
-                    },
+                    Walk::grid((pitch, rows)),
                     threads,
                     route,
                     None,
@@ -916,11 +927,7 @@ mod tests {
                     lhs.view(),
                     src,
                     &taps,
-                    Walk {
-                        pitch,
-                        slice: rows * pitch,
-                        step: 1,
-                    },
+                    Walk::grid((pitch, rows)),
                     1,
                     route,
                     Some(&packed),

@@ -532,11 +532,7 @@ fn implicit<T: Scalar>(
             let [_, xd, xh, xw] = *xn.shape() else {
                 unreachable!()
             };
-            // Taps in the kernel matrix's order (c, td, th, tw).
-            let plane = xd * xh * xw;
-            let taps = taps(geo, plane, |[td, th, tw]| {
-                (td * d0 * xh + th * d1) * xw + tw * d2
-            });
+            let taps = plane_taps(geo, [xd, xh, xw]);
             kernels::gathered(on, kmat, src, &taps, (xw, xh), threads, packed);
             return true;
         }
@@ -659,11 +655,8 @@ fn stepped<T: Scalar>(
     threads: usize,
     packed: Option<&kernels::Packed<T>>,
 ) {
-    let [d0, d1, d2] = geo.dilation;
     let [s0, s1, s2] = geo.stride;
-    let taps = taps(geo, d * h * w, |[td, th, tw]| {
-        (td * d0 * h + th * d1) * w + tw * d2
-    });
+    let taps = plane_taps(geo, [d, h, w]);
     let walk = kernels::Walk {
         pitch: s1 * w,
         slice: s0 * h * w,
@@ -781,6 +774,15 @@ fn split_row<T: Scalar>(
             }
         }
     }
+}
+
+/// [`taps`] into channel planes of extent `[d, h, w]` laid end to end (a contiguous input, or
+/// a plain padded copy of it): each tap's window starts at its (dilated) offset in the plane.
+fn plane_taps(geo: &Geo, [d, h, w]: [usize; 3]) -> Vec<usize> {
+    let [d0, d1, d2] = geo.dilation;
+    taps(geo, d * h * w, |[td, th, tw]| {
+        (td * d0 * h + th * d1) * w + tw * d2
+    })
 }
 
 /// One offset per reduction element, in the kernel matrix's order `(c, td, th, tw)`: channel
