@@ -482,7 +482,7 @@ impl<T: Scalar> Plan<T> {
         let shape = s.out_shape();
         let n = shape.iter().product();
         let mut out =
-            ArrayD::from_shape_vec(IxDyn(&shape), crate::kernels::zeroed::<T>(n, threads))
+            ArrayD::from_shape_vec(IxDyn(&shape), crate::kernels::output::<T>(n, threads))
                 .expect("the output's length is its shape's product");
         let x5 = view::input_view(s, x);
         if let (Some(path), Some(xv)) = (self.unpadded, E::view_compute(x5.view())) {

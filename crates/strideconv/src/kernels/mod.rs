@@ -34,7 +34,7 @@ pub(crate) use masked::{masked, supported as masked_supported, Masked};
 pub(crate) use matmul::{
     available as own_product, gathered, gathered_strided, prefers_channels, Packed, Walk,
 };
-pub(crate) use pages::{advise_huge_capacity, keep_freed_memory, zeroed};
+pub(crate) use pages::{advise_huge_capacity, keep_freed_memory, output};
 pub(crate) use spectra::multiply_add as complex_multiply_add;
 pub(crate) use split::{deinterleave, pick};
 

@@ -71,6 +71,58 @@ pub(crate) fn keep_freed_memory() {
     });
 }
 
+/// A plan's output of `n` elements, for a method to overwrite: not zeroed first.
+///
+/// Every method writes each output element once, without reading it (`drive` hands each
+/// group its own part), so zeroing the output was a pass over it for nothing: on memory the
+/// allocator reuses (every output below 32 MiB once a block that size was freed, and the
+/// Python extension's kept blocks above it) it wrote the whole output before the method
+/// wrote it again. Rust loop, 2 threads, float64, best of 300 calls: 1×1 64→256 @56 (a
+/// 6.4 MB output) 445 → 419 µs; 256→64 480 → 471 µs.
+///
+/// Only for the plain numeric compute types (`f32`, `f64`, their complex pairs, `i128`),
+/// whose every bit pattern is a value; any other [`crate::Scalar`] is zeroed as before.
+/// Builds with debug assertions (every test build) fill the output with a poison value
+/// instead (NaN, or a large integer), so a method that skipped an element or added into it
+/// gives a wrong result in every test that reaches it.
+pub(crate) fn output<T: crate::Scalar>(n: usize, threads: usize) -> Vec<T> {
+    use num_complex::{Complex32, Complex64};
+    use std::any::TypeId;
+    let ty = TypeId::of::<T>();
+    let plain = [
+        TypeId::of::<f32>(),
+        TypeId::of::<f64>(),
+        TypeId::of::<Complex32>(),
+        TypeId::of::<Complex64>(),
+        TypeId::of::<i128>(),
+    ]
+    .contains(&ty);
+    if !plain {
+        return zeroed(n, threads);
+    }
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    advise_huge_capacity(&v);
+    if cfg!(debug_assertions) {
+        v.resize(n, poison());
+        return v;
+    }
+    // SAFETY: the capacity holds `n` elements; `T` is one of the plain types above, for which
+    // every bit pattern is a valid value, and the plan's method writes every element before
+    // anything reads it (the poison fill above checks that in every test build).
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// What [`output`] fills outputs with in builds with debug assertions: NaN for floating
+/// types (which no comparison with a finite reference accepts), a large odd value for
+/// integers.
+fn poison<T: crate::Scalar>() -> T {
+    match T::KIND {
+        crate::scalar::Kind::Integer => T::from_f64(-1.234_567_890_123e30),
+        _ => T::from_f64(f64::NAN),
+    }
+}
+
 /// Outputs smaller than this are zeroed by the calling thread.
 const PARALLEL_ZERO_BYTES: usize = 256 << 10;
 
