@@ -7,6 +7,10 @@ use std::time::Instant;
 use ndarray::{ArrayD, Dimension, IxDyn};
 use strideconv::{ConvSpec, Layout, Method, Options, Plan};
 
+// The Python extension's allocator: large freed outputs are reused, as from Python.
+#[global_allocator]
+static ALLOC: strideconv::memory::KeepingAllocator = strideconv::memory::KeepingAllocator::new();
+
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, d: &str| a.get(i).cloned().unwrap_or_else(|| d.to_string());
