@@ -360,6 +360,9 @@ pub(crate) fn split_phases<T: Copy>(
                     a[width / 2] = xs[width - 1];
                 }
             }
+            (Some(xs), step) if step > 4 => {
+                crate::kernels::split_step(d, plen, &xs[..width], step);
+            }
             _ => {
                 let row2 = row.slice(s![..width]).insert_axis(ndarray::Axis(0));
                 for p in 0..step.min(width) {

@@ -36,7 +36,7 @@ pub(crate) use matmul::{
 };
 pub(crate) use pages::{advise_huge_capacity, keep_freed_memory, output};
 pub(crate) use spectra::multiply_add as complex_multiply_add;
-pub(crate) use split::{deinterleave, pick};
+pub(crate) use split::{deinterleave, pick, split_step};
 
 /// Whether the hand-written AVX-512 kernels ([`masked`], [`matmul`]) run `T`: `f32` or
 /// `f64`, on a CPU where [`isa`] is AVX-512.

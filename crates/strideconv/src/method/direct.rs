@@ -6,6 +6,12 @@
 //! stride, and [`crate::kernels::rows`] keeps a chunk of the output row in registers across
 //! all taps. No output is computed that the stride drops, and the copy is bounded by the
 //! chunk (a few MiB), never the whole input.
+//!
+//! Channels-last input (`n×n×C`, NHWC) goes to dot products of kernel rows (`kw·C` values,
+//! contiguous in memory), or, where those are short and the split is cheap
+//! ([`flat_rows_pay`]), to the same row path with each input row read as one row of `W·C`
+//! interleaved values, stride `s·C`: one split separates channels and stride phases
+//! ([`crate::kernels::split_step`]).
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -31,6 +37,11 @@ impl<T: Scalar> Algorithm<T> for Direct {
 
     fn run(&self, x: ArrayView5<'_, T>, k: ArrayView5<'_, T>, out: ArrayViewMut5<'_, T>, g: &Geom) {
         if channels_interleaved(&x, k.shape(), out.shape()[4], g) {
+            if flat_rows::<T>(k.shape(), out.shape()[4], g) {
+                if let Some(xf) = flat_view(x) {
+                    return run_flat(xf, k, out, g);
+                }
+            }
             return run_channels_last(x, k, out, g);
         }
         let k_std = k.as_standard_layout();
@@ -242,6 +253,84 @@ fn run_channels_last<T: Scalar>(
             }
         }
     }
+}
+
+/// Largest split step (stride × channels) [`run_flat`] takes at strides above 1.
+const FLAT_STEP: usize = 10;
+/// Largest split step (channels) [`run_flat`] takes at stride 1.
+const FLAT_STEP_UNIT: usize = 16;
+
+/// Whether a channels-last problem goes to [`run_flat`] rather than to dot products: where
+/// every input row and every phase of the split is read (kernel at least as long as the
+/// stride on each axis), the step is small, and the outputs are not few against the
+/// kernel. Dot products of a short kernel row (`kw·C` of 15 to 45 values) spend more on
+/// their reductions and tails than on their products: Rust loop, 2 threads, float64,
+/// n×n×5 stride 2, dots → one long row: 256² ⋆ 3² 95 → 83 µs, 512² ⋆ 3² 354 → 295 µs,
+/// 512² ⋆ 9² 1320 → 770 µs, 512² ⋆ 17² 3.44 → 2.15 ms, 1024² ⋆ 3² even (1.46 ms); n×n×3
+/// stride 1, 512² ⋆ 3²: 811 → 225 µs. With stride 5 and 10 channels (step 50) it lost
+/// (512² ⋆ 5²: 169 → 698 µs): rows and phases the kernel skips are copied, and dot
+/// products of 50 values are efficient already. At stride 2 the split pays up to 5
+/// channels (8 channels, 512² ⋆ 3²: 299 → 466 µs; 6 channels, 256²: 76 → 92 µs); at
+/// stride 1, where the row kernel shares loads between neighbouring outputs and dot
+/// products do not, up to 16 (256²×16 ⋆ 3²: 517 → 382 µs).
+fn flat_rows<T>(k: &[usize], ow: usize, g: &Geom) -> bool {
+    let [_, cin, kd, kh, kw] = *k else {
+        return false;
+    };
+    flat_rows_pay(cin, [kd, kh, kw], g.stride, ow, std::mem::size_of::<T>())
+}
+
+/// [`flat_rows`] by sizes (shared with the cost model): `cin` interleaved channels, the
+/// kernel's and the stride's lengths per axis, the output width, the element's bytes.
+pub(crate) fn flat_rows_pay(
+    cin: usize,
+    [kd, kh, kw]: [usize; 3],
+    [s0, s1, s2]: [usize; 3],
+    ow: usize,
+    elem_bytes: usize,
+) -> bool {
+    cin > 1
+        && elem_bytes <= 8
+        && kw >= s2
+        && kh >= s1
+        && kd >= s0
+        && s2 * cin <= if s2 == 1 { FLAT_STEP_UNIT } else { FLAT_STEP }
+        && ow >= kw.max(8)
+}
+
+/// Channels-last input as one channel: each input row's `W·C` interleaved values are one
+/// row, the kernel's `kw·C` values per kernel row one run of taps, and the stride along it
+/// `s·C`; the row path's phase split then separates channels and stride phases in one copy.
+/// `xf` is the input as [`flat_view`] gives it.
+fn run_flat<T: Scalar>(
+    xf: ArrayView5<'_, T>,
+    k: ArrayView5<'_, T>,
+    out: ArrayViewMut5<'_, T>,
+    g: &Geom,
+) {
+    let [cout, cin, kd, kh, kw] = *k.shape() else {
+        unreachable!()
+    };
+    let kperm = k.permuted_axes([0, 2, 3, 4, 1]);
+    let k_std = kperm.as_standard_layout();
+    let weights = k_std.as_slice().expect("standard layout");
+    let kshape = [cout, 1, kd, kh, kw * cin];
+    let gf = Geom {
+        stride: [g.stride[0], g.stride[1], g.stride[2] * cin],
+        dilation: [g.dilation[0], g.dilation[1], 1],
+        threads: g.threads,
+    };
+    with_scratch(|sc| run_rows(xf, &kshape, weights, out, &gf, sc))
+}
+
+/// The channels-last input `(N, C, D, H, W)` as one channel `(N, 1, D, H, W·C)` whose rows
+/// hold each input row's interleaved values; `None` if the width and channel axes do not
+/// merge into one run of memory.
+fn flat_view<T>(x: ArrayView5<'_, T>) -> Option<ArrayView5<'_, T>> {
+    let mut xf = x.permuted_axes([0, 2, 3, 4, 1]);
+    // Width into channels: axis 4 becomes the W·C values, axis 3 a single one.
+    let merged = xf.merge_axes(ndarray::Axis(3), ndarray::Axis(4));
+    (merged && xf.strides()[4] == 1).then(|| xf.permuted_axes([0, 3, 1, 2, 4]))
 }
 
 /// Row path: phase-split row buffers and the register-blocked row kernel.

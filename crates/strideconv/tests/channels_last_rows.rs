@@ -1,0 +1,136 @@
+//! Channels-last inputs whose rows `direct` reads as one long row of interleaved values
+//! (method/direct.rs, `run_flat`): the split by stride × channels phases
+//! (`kernels::split_step`) and the row kernel against the naive loop, on shapes where that
+//! path is taken (short kernel rows, every phase used) and around it.
+
+use ndarray::{ArrayD, IxDyn};
+use strideconv::{compute, Layout, Method, Options, Padding, Run};
+
+/// Values in [-1, 1) from a fixed linear congruential sequence.
+fn data(shape: &[usize], seed: u64) -> ArrayD<f64> {
+    let mut z = seed;
+    ArrayD::from_shape_simple_fn(IxDyn(shape), || {
+        z = z
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((z >> 40) as f64 / (1u64 << 24) as f64) * 2.0 - 1.0
+    })
+}
+
+fn on(method: Method, threads: usize) -> Run {
+    Run {
+        method,
+        threads: Some(threads),
+    }
+}
+
+/// Largest absolute difference of two results of equal shape.
+fn worst<T: Copy + Into<f64>>(got: &ArrayD<T>, want: &ArrayD<T>) -> f64 {
+    assert_eq!(got.shape(), want.shape());
+    got.iter()
+        .zip(want.iter())
+        .map(|(&a, &b)| (a.into() - b.into()).abs())
+        .fold(0.0, f64::max)
+}
+
+/// `direct` on 1 and 2 threads, float64 and float32, against the naive loop in float64.
+fn agree(x: &ArrayD<f64>, k: &ArrayD<f64>, layout: Layout, opts: &Options, case: &str) {
+    let want = compute(
+        x.view(),
+        k.view(),
+        layout.clone(),
+        opts,
+        on(Method::Naive, 1),
+    )
+    .unwrap();
+    let (x32, k32) = (x.mapv(|v| v as f32), k.mapv(|v| v as f32));
+    let want32 = want.mapv(|v| v as f32);
+    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    for threads in [1, 2] {
+        let got = compute(
+            x.view(),
+            k.view(),
+            layout.clone(),
+            opts,
+            on(Method::Direct, threads),
+        );
+        let off = worst(&got.unwrap(), &want);
+        assert!(
+            off < 1e-12 * scale,
+            "{case}, {threads} threads: off by {off}"
+        );
+        let got32 = compute(
+            x32.view(),
+            k32.view(),
+            layout.clone(),
+            opts,
+            on(Method::Direct, threads),
+        );
+        let off32 = worst(&got32.unwrap(), &want32);
+        assert!(
+            off32 < 1e-5 * scale,
+            "{case}, float32, {threads} threads: off by {off32}"
+        );
+    }
+}
+
+#[test]
+fn seed_arrays_with_few_channels_match_the_naive_loop() {
+    // n×n×C with an f×f×C kernel (the channel axis summed): channel counts and strides on
+    // both sides of the split's limits, kernels from the stride up, widths giving whole
+    // gathered blocks and tails.
+    let layout = Layout::Signal {
+        channel_axis: Some(2),
+        kernel_broadcast: false,
+    };
+    let mut seed = 1;
+    for c in [2, 3, 5, 6, 8, 16] {
+        for s in [1, 2, 3] {
+            for f in [s, s + 1, s + 3] {
+                for n in [37, 70] {
+                    seed += 2;
+                    let x = data(&[n, n, c], seed);
+                    let k = data(&[f, f, c], seed + 1);
+                    let opts = Options::strided(s);
+                    agree(
+                        &x,
+                        &k,
+                        layout.clone(),
+                        &opts,
+                        &format!("{n}²×{c} ⋆ {f}², stride {s}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn channels_last_layers_padded_strided_and_in_three_dimensions_match() {
+    // NHWC batches with several output channels and padding (the padded copy is
+    // channels-last too), strides differing per axis, and an NDHWC volume.
+    let nhwc = Layout::Batched {
+        channels_last: true,
+    };
+    for (xs, ks, stride, pad) in [
+        (vec![2, 29, 41, 3], vec![4, 3, 3, 3], vec![1, 1], 1),
+        (vec![1, 33, 50, 5], vec![3, 5, 3, 4], vec![2, 2], 2),
+        (vec![2, 20, 64, 2], vec![2, 2, 2, 5], vec![1, 3], 0),
+        (
+            vec![1, 12, 14, 40, 4],
+            vec![2, 4, 2, 3, 2],
+            vec![1, 2, 2],
+            1,
+        ),
+    ] {
+        let x = data(&xs, 5);
+        let k = data(&ks, 6);
+        let opts = Options {
+            stride: stride.clone(),
+            padding: Padding::Uniform(pad, pad),
+            ..Options::default()
+        };
+        let case = format!("{xs:?} ⋆ {ks:?}, stride {stride:?}, padding {pad}");
+        agree(&x, &k, nhwc.clone(), &opts, &case);
+    }
+}
