@@ -3,35 +3,11 @@
 //! (`kernels::split_step`) and the row kernel against the naive loop, on shapes where that
 //! path is taken (short kernel rows, every phase used) and around it.
 
-use ndarray::{ArrayD, IxDyn};
-use strideconv::{compute, Layout, Method, Options, Padding, Run};
+use ndarray::ArrayD;
+use strideconv::{compute, Layout, Method, Options, Padding};
 
-/// Values in [-1, 1) from a fixed linear congruential sequence.
-fn data(shape: &[usize], seed: u64) -> ArrayD<f64> {
-    let mut z = seed;
-    ArrayD::from_shape_simple_fn(IxDyn(shape), || {
-        z = z
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((z >> 40) as f64 / (1u64 << 24) as f64) * 2.0 - 1.0
-    })
-}
-
-fn on(method: Method, threads: usize) -> Run {
-    Run {
-        method,
-        threads: Some(threads),
-    }
-}
-
-/// Largest absolute difference of two results of equal shape.
-fn worst<T: Copy + Into<f64>>(got: &ArrayD<T>, want: &ArrayD<T>) -> f64 {
-    assert_eq!(got.shape(), want.shape());
-    got.iter()
-        .zip(want.iter())
-        .map(|(&a, &b)| (a.into() - b.into()).abs())
-        .fold(0.0, f64::max)
-}
+mod common;
+use common::{on, values as data, worst};
 
 /// `direct` on 1 and 2 threads, float64 and float32, against the naive loop in float64.
 fn agree(x: &ArrayD<f64>, k: &ArrayD<f64>, layout: Layout, opts: &Options, case: &str) {

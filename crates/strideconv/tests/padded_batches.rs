@@ -2,35 +2,15 @@
 //! images at a time (plan.rs), depthwise problems are cut into runs of whole channels
 //! (method/mod.rs), and few outputs with long sums split the sum across threads (direct.rs).
 
-use ndarray::{s, ArrayD, Axis, IxDyn};
-use strideconv::{compute, Layout, Method, Options, PadMode, Padding, Run};
+use ndarray::{s, ArrayD, Axis};
+use strideconv::{compute, Layout, Method, Options, PadMode, Padding};
 
-/// Values in [-1, 1) from a fixed linear congruential sequence.
+mod common;
+use common::{on, worst};
+
+/// Values in [-1, 1) from `seed`, in float32.
 fn data(shape: &[usize], seed: u64) -> ArrayD<f32> {
-    let mut z = seed;
-    ArrayD::from_shape_simple_fn(IxDyn(shape), || {
-        z = z
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    })
-}
-
-/// `method` on `threads` threads.
-fn on(method: Method, threads: usize) -> Run {
-    Run {
-        method,
-        threads: Some(threads),
-    }
-}
-
-/// Largest absolute difference of two results of equal shape.
-fn worst<T: Copy + Into<f64>>(got: &ArrayD<T>, want: &ArrayD<T>) -> f64 {
-    assert_eq!(got.shape(), want.shape());
-    got.iter()
-        .zip(want.iter())
-        .map(|(&a, &b)| (a.into() - b.into()).abs())
-        .fold(0.0, f64::max)
+    common::values(shape, seed).mapv(|v| v as f32)
 }
 
 #[test]

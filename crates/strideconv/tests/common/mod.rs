@@ -52,3 +52,26 @@ pub fn batched_shape(
     }
     xs
 }
+
+/// Values in `[-1, 1)` of the given shape, from `seed`.
+pub fn values(shape: &[usize], seed: u64) -> ndarray::ArrayD<f64> {
+    let mut rng = Rng(seed);
+    ndarray::ArrayD::from_shape_simple_fn(ndarray::IxDyn(shape), || rng.unit())
+}
+
+/// `method` on `threads` threads.
+pub fn on(method: strideconv::Method, threads: usize) -> strideconv::Run {
+    strideconv::Run {
+        method,
+        threads: Some(threads),
+    }
+}
+
+/// Largest absolute difference of two results of equal shape.
+pub fn worst<T: Copy + Into<f64>>(got: &ndarray::ArrayD<T>, want: &ndarray::ArrayD<T>) -> f64 {
+    assert_eq!(got.shape(), want.shape());
+    got.iter()
+        .zip(want.iter())
+        .map(|(&a, &b)| (a.into() - b.into()).abs())
+        .fold(0.0, f64::max)
+}
