@@ -55,12 +55,14 @@ pub(crate) fn split_step<T: Copy>(dst: &mut [T], plen: usize, src: &[T], step: u
         src.len()
     );
     let groups = src.len() / step;
+    #[allow(unused_mut)]
+    let mut j0 = 0;
     #[cfg(target_arch = "x86_64")]
     if isa() == Isa::Avx512 && step <= 1 << 20 {
         let size = std::mem::size_of::<T>();
         // SAFETY: AVX-512 F detected; `T` is plain data of the gathered width (only the
         // bytes are moved); the lengths were checked above.
-        let done = unsafe {
+        j0 = unsafe {
             if size == 8 {
                 wide::split8(
                     dst.as_mut_ptr().cast(),
@@ -81,10 +83,9 @@ pub(crate) fn split_step<T: Copy>(dst: &mut [T], plen: usize, src: &[T], step: u
                 0
             }
         };
-        return split_tail(dst, plen, src, step, done);
     }
+    // Other widths and instruction sets: blocks of 16 groups, a phase at a time.
     const B: usize = 16;
-    let mut j0 = 0;
     while j0 + B <= groups {
         for p in 0..step {
             let d = &mut dst[p * plen + j0..][..B];
