@@ -346,38 +346,36 @@ fn gcd(a: usize, b: usize) -> usize {
 fn direct<T: Scalar>(spec: &ConvSpec) -> f64 {
     let [od, oh, ow] = spec.out_spatial();
     let [kd, kh, kw] = spec.kernel;
-    let c = spec.in_channels;
-    if channels_interleaved(spec)
-        && crate::method::direct::flat_rows_pay(c, spec.kernel, spec.stride, ow, elem_bytes::<T>())
-    {
-        // One channel of rows W·C long, read `stride·C` apart, split by the gathering copy;
-        // the kernel is permuted into tap order on each call.
-        let kernel = (spec.out_channels * c * kd * kh * kw) as f64 * 2.0 * unit::COPY;
-        let [s1, s2] = [spec.stride[1], spec.stride[2]];
-        return rows::<T>(
-            spec,
-            1,
-            [kd, kh, kw * c],
-            [s1, s2 * c],
-            [spec.dilation[1], 1],
-            unit::SPLIT,
-        ) * unit::FLAT_SCALE
-            + kernel;
-    }
     if channels_interleaved(spec) {
-        // kd·kh dot products of kw·C per output, four outputs per kernel load.
-        let outputs = (spec.batch * spec.out_channels * od * oh * ow) as f64;
-        let vectors = (kw * spec.in_channels).div_ceil(8) as f64;
+        let c = spec.in_channels;
         // The kernel is borrowed when already in the input's memory order (a signal's
         // kernel shaped like its input, not flipped); a flipped kernel, or CNN weights
         // (channels before the kernel's axes), is copied on each call first.
-        let weights = matches!(spec.layout, Layout::Batched { .. }) && spec.in_channels > 1;
+        let weights = matches!(spec.layout, Layout::Batched { .. }) && c > 1;
         let copied = weights || spec.op == crate::spec::Op::Convolve;
         let kernel = if copied {
-            (spec.out_channels * spec.in_channels * kd * kh * kw) as f64 * 2.0 * unit::COPY
+            (spec.out_channels * c * kd * kh * kw) as f64 * 2.0 * unit::COPY
         } else {
             0.0
         };
+        if crate::method::direct::flat_rows_pay(c, spec.kernel, spec.stride, ow, elem_bytes::<T>())
+        {
+            // One channel of rows W·C long, read `stride·C` apart, split by the gathering
+            // copy.
+            let [s1, s2] = [spec.stride[1], spec.stride[2]];
+            return rows::<T>(
+                spec,
+                1,
+                [kd, kh, kw * c],
+                [s1, s2 * c],
+                [spec.dilation[1], 1],
+                unit::SPLIT,
+            ) * unit::FLAT_SCALE
+                + kernel;
+        }
+        // kd·kh dot products of kw·C per output, four outputs per kernel load.
+        let outputs = (spec.batch * spec.out_channels * od * oh * ow) as f64;
+        let vectors = (kw * c).div_ceil(8) as f64;
         return outputs
             * (kd * kh) as f64
             * (vectors * unit::DOT_VFMA * direct_kind_factor::<T>() + unit::DOT_FIXED)

@@ -81,11 +81,14 @@ pub(crate) fn keep_freed_memory() {
 /// 6.4 MB output) 445 → 419 µs; 256→64 480 → 471 µs.
 ///
 /// Only for the plain numeric compute types (`f32`, `f64`, their complex pairs, `i128`),
-/// whose every bit pattern is a value; any other [`crate::Scalar`] is zeroed as before.
+/// whose every bit pattern is a value; any other [`crate::Scalar`] is zeroed. (Outputs used
+/// to be zeroed in parallel above 256 KiB, so that no thread waited on one zeroing several
+/// MiB; nothing is zeroed now, and fresh pages are first touched by the method's own writes,
+/// on every thread.)
 /// Builds with debug assertions (every test build) fill the output with a poison value
 /// instead (NaN, or a large integer), so a method that skipped an element or added into it
 /// gives a wrong result in every test that reaches it.
-pub(crate) fn output<T: crate::Scalar>(n: usize, threads: usize) -> Vec<T> {
+pub(crate) fn output<T: crate::Scalar>(n: usize) -> Vec<T> {
     use num_complex::{Complex32, Complex64};
     use std::any::TypeId;
     let ty = TypeId::of::<T>();
@@ -98,7 +101,9 @@ pub(crate) fn output<T: crate::Scalar>(n: usize, threads: usize) -> Vec<T> {
     ]
     .contains(&ty);
     if !plain {
-        return zeroed(n, threads);
+        let v = vec![T::zero(); n];
+        advise_huge(&v);
+        return v;
     }
     let mut v: Vec<T> = Vec::with_capacity(n);
     advise_huge_capacity(&v);
@@ -121,34 +126,4 @@ fn poison<T: crate::Scalar>() -> T {
         crate::scalar::Kind::Integer => T::from_f64(-1.234_567_890_123e30),
         _ => T::from_f64(f64::NAN),
     }
-}
-
-/// Outputs smaller than this are zeroed by the calling thread.
-const PARALLEL_ZERO_BYTES: usize = 256 << 10;
-
-/// `n` zeros, written by `threads` threads when the vector is large; huge pages are advised
-/// for large vectors (see [`advise_huge`]).
-///
-/// An output is zeroed before a method writes it; one thread zeroing (and, for fresh memory,
-/// faulting in) several MiB while the others wait was a tenth of a depthwise layer's time
-/// (28² planes, 2048 of them: 16 of 140 µs). Each thread zeroes a contiguous share, so its
-/// pages are also first touched by a thread that is about to write outputs.
-pub(crate) fn zeroed<T: crate::Scalar>(n: usize, threads: usize) -> Vec<T> {
-    let bytes = n * std::mem::size_of::<T>();
-    // Blocks past glibc's raised mmap threshold (see `keep_freed_memory`) come as fresh
-    // zero pages: nothing to write, and each page is first touched by the method's own write.
-    if threads <= 1 || !(PARALLEL_ZERO_BYTES..32 << 20).contains(&bytes) {
-        let v = vec![T::zero(); n];
-        advise_huge(&v);
-        return v;
-    }
-    let mut v: Vec<T> = Vec::with_capacity(n);
-    advise_huge_capacity(&v);
-    let chunk = n.div_ceil(threads * 4).max(1);
-    crate::team::for_chunks_mut(threads, &mut v.spare_capacity_mut()[..n], chunk, |_, c| {
-        c.fill(std::mem::MaybeUninit::new(T::zero()));
-    });
-    // SAFETY: the first `n` elements were all written just above.
-    unsafe { v.set_len(n) };
-    v
 }

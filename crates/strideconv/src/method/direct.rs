@@ -16,7 +16,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 
-use ndarray::{s, ArrayView5, ArrayViewMut5};
+use ndarray::{s, ArrayView5, ArrayViewMut5, CowArray, Ix5};
 
 use super::{Algorithm, Geom, Tiling};
 use crate::kernels::{self, PAD};
@@ -155,9 +155,7 @@ fn run_channels_last<T: Scalar>(
     let xw = g.input_len(2, ow, kw);
     let len = kw * cin;
     // Kernel rows as (o, td, th) → [tw·C + c], the order of the input's memory.
-    // Borrowed when already in that order (one channel, contiguous kernel), else one copy.
-    let kperm = k.permuted_axes([0, 2, 3, 4, 1]);
-    let krows_std = kperm.as_standard_layout();
+    let krows_std = channels_inner(k);
     let krows = krows_std.as_slice().expect("standard layout");
     let starts: Vec<usize> = (0..ow).map(|w| w * s2 * cin).collect();
     // Input row `r` of depth slice `dd` of image `n`: one slice of the whole (H, W·C) plane
@@ -255,6 +253,18 @@ fn run_channels_last<T: Scalar>(
     }
 }
 
+/// The kernel `(C_out, C, kd, kh, kw)` in standard order `(C_out, kd, kh, kw, C)`, the order
+/// of a channels-last input's memory: borrowed when already in it (a signal's kernel shaped
+/// like its input, not flipped), else one copy.
+fn channels_inner<'a, T: Scalar>(k: ArrayView5<'a, T>) -> CowArray<'a, T, Ix5> {
+    let p = k.permuted_axes([0, 2, 3, 4, 1]);
+    if p.is_standard_layout() {
+        CowArray::from(p)
+    } else {
+        CowArray::from(p.as_standard_layout().into_owned())
+    }
+}
+
 /// Largest split step (stride × channels) [`run_flat`] takes at strides above 1.
 const FLAT_STEP: usize = 10;
 /// Largest split step (channels) [`run_flat`] takes at stride 1.
@@ -311,8 +321,7 @@ fn run_flat<T: Scalar>(
     let [cout, cin, kd, kh, kw] = *k.shape() else {
         unreachable!()
     };
-    let kperm = k.permuted_axes([0, 2, 3, 4, 1]);
-    let k_std = kperm.as_standard_layout();
+    let k_std = channels_inner(k);
     let weights = k_std.as_slice().expect("standard layout");
     let kshape = [cout, 1, kd, kh, kw * cin];
     let gf = Geom {
