@@ -46,7 +46,7 @@ pub enum Method {
     Fft,
     /// Output rows accumulated along contiguous memory, stride-native.
     Direct,
-    /// Minimal filtering (not available in this version; refuses every problem).
+    /// Minimal filtering F(2×2, 3×3): stride-1 3×3 kernels, floats.
     Winograd,
 }
 
@@ -78,7 +78,10 @@ impl Method {
 
     /// Whether the method computes integers exactly.
     pub fn is_exact(self) -> bool {
-        !matches!(self, Method::Fft | Method::FftFull | Method::Auto)
+        !matches!(
+            self,
+            Method::Fft | Method::FftFull | Method::Winograd | Method::Auto
+        )
     }
 }
 
@@ -130,10 +133,11 @@ fn build<T: Scalar>(m: Method) -> Box<dyn Algorithm<T>> {
         Method::Direct => Box::new(method::direct::Direct),
         Method::ShiftAdd => Box::new(method::shift_add::ShiftAdd),
         Method::Im2col => Box::new(method::im2col::Im2col),
+        Method::Winograd => Box::new(method::winograd::Winograd::<T>::new()),
         Method::Fft | Method::FftFull => {
             build_fft::<T>(m == Method::Fft).expect("FFT refused non-float types earlier")
         }
-        Method::Auto | Method::Winograd => unreachable!("never built"),
+        Method::Auto => unreachable!("never built"),
     }
 }
 
@@ -170,8 +174,8 @@ pub struct Plan<T: Scalar> {
     method: Method,
     requested: Method,
     algorithm: Box<dyn Algorithm<T>>,
-    /// For `auto` plans that chose an FFT: the best method that keeps NaN and Inf in their
-    /// windows, used when the input is not finite.
+    /// For `auto` plans that chose an FFT or winograd: the best method that keeps NaN and
+    /// Inf in their windows (and Inf as Inf), used when the result is not finite.
     finite_fallback: Option<(Method, Box<dyn Algorithm<T>>)>,
     estimates: Vec<Estimate>,
     threads: usize,
@@ -512,9 +516,11 @@ impl<T: Scalar> Plan<T> {
             run(self.algorithm.as_ref(), piece_out.view_mut());
             // `auto` chose an FFT: a NaN or Inf in the input or the kernel spreads over every
             // output of its transform, so a finite result shows the operands were finite (and
-            // checks the outputs, not the larger input and kernel). Otherwise the piece is
-            // computed again by the exact method, which keeps non-finite values in their
-            // windows (a result that overflowed is recomputed too).
+            // checks the outputs, not the larger input and kernel). Winograd keeps them in
+            // their windows but may turn Inf into NaN (Inf − Inf in a transform); a non-finite
+            // value it reads reaches some output too. Otherwise the piece is computed again
+            // by the exact method, which keeps non-finite values in their windows (a result
+            // that overflowed is recomputed too).
             if let Some((_, fb)) = &self.finite_fallback {
                 if view::has_non_finite(&piece_out.view(), threads) {
                     piece_out.fill(T::zero());

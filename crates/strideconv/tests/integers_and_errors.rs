@@ -12,9 +12,7 @@ const SIGNAL: Layout = Layout::Signal {
 };
 
 fn exact_methods() -> impl Iterator<Item = Method> {
-    Method::ALL
-        .into_iter()
-        .filter(|m| m.is_exact() && *m != Method::Winograd)
+    Method::ALL.into_iter().filter(|m| m.is_exact())
 }
 
 #[test]

@@ -25,6 +25,7 @@ mod matmul;
 mod pages;
 mod spectra;
 mod split;
+mod winograd;
 use depthwise::prefetch;
 pub(crate) use depthwise::{interior as depthwise, Interior, Rows};
 pub(crate) use dots::dots;
@@ -37,6 +38,10 @@ pub(crate) use matmul::{
 pub(crate) use pages::{advise_huge_capacity, keep_freed_memory, output};
 pub(crate) use spectra::multiply_add as complex_multiply_add;
 pub(crate) use split::{deinterleave, pick, split_step};
+pub(crate) use winograd::{
+    input_tiles as winograd_input, kernel_points as winograd_kernel,
+    output_tiles as winograd_output, BLOCK as WINOGRAD_BLOCK,
+};
 
 /// Whether the hand-written AVX-512 kernels ([`masked`], [`matmul`]) run `T`: `f32` or
 /// `f64`, on a CPU where [`isa`] is AVX-512.

@@ -32,6 +32,7 @@ impl<T: Scalar> Algorithm<T> for Direct {
         Tiling {
             split_channels: true,
             split_rows: true,
+            whole_batch: false,
         }
     }
 

@@ -883,6 +883,7 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
         Tiling {
             split_channels: false,
             split_rows: false,
+            whole_batch: false,
         }
     }
 

@@ -270,6 +270,7 @@ impl<T: Scalar> Algorithm<T> for Im2col {
         Tiling {
             split_channels: false,
             split_rows: false,
+            whole_batch: false,
         }
     }
 
@@ -820,7 +821,7 @@ fn merge_positions_mut<'a, T>(v: &'a mut ArrayViewMut4<'_, T>) -> Option<ArrayVi
 }
 
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`.
-fn multiply<T: Scalar>(
+pub(crate) fn multiply<T: Scalar>(
     dst: ArrayViewMut2<'_, T>,
     lhs: ArrayView2<'_, T>,
     rhs: ArrayView2<'_, T>,

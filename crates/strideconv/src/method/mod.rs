@@ -19,6 +19,7 @@ pub(crate) mod fft;
 pub(crate) mod im2col;
 pub(crate) mod naive;
 pub(crate) mod shift_add;
+pub(crate) mod winograd;
 
 /// Stride and dilation of the core problem, canonical axes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +46,9 @@ pub(crate) struct Tiling {
     pub split_channels: bool,
     /// Output rows (and depth slices) may be computed in separate blocks.
     pub split_rows: bool,
+    /// All images of a group are one block (the method shares work across the batch and
+    /// spreads it over the threads itself); otherwise every image is a block of its own.
+    pub whole_batch: bool,
 }
 
 /// One method. `run` computes, for every index,
@@ -145,10 +149,17 @@ pub(crate) fn drive<T: Scalar>(
         (1, row_chunk)
     };
 
+    let images = if tiling.whole_batch {
+        out.shape()[0].max(1)
+    } else {
+        1
+    };
     let mut blocks = Vec::new();
-    for (n, out_n) in chunks(out.view_mut(), 0, 1).into_iter().enumerate() {
+    for (ni, out_n) in chunks(out.view_mut(), 0, images).into_iter().enumerate() {
+        let n = ni * images;
+        let n1 = n + out_n.shape()[0];
         for (gi, out_g) in chunks(out_n, 1, cout_g).into_iter().enumerate() {
-            let x_g = x.slice_move(s![n..n + 1, gi * cin_g..(gi + 1) * cin_g, .., .., ..]);
+            let x_g = x.slice_move(s![n..n1, gi * cin_g..(gi + 1) * cin_g, .., .., ..]);
             for (ci, out_c) in chunks(out_g, 1, ch_chunk).into_iter().enumerate() {
                 let c0 = gi * cout_g + ci * ch_chunk;
                 let k_c = k.slice_move(s![c0..c0 + out_c.shape()[1], .., .., .., ..]);

@@ -13,6 +13,7 @@ impl<T: Scalar> Algorithm<T> for Naive {
         Tiling {
             split_channels: true,
             split_rows: true,
+            whole_batch: false,
         }
     }
 

@@ -14,6 +14,7 @@ impl<T: Scalar> Algorithm<T> for ShiftAdd {
         Tiling {
             split_channels: true,
             split_rows: true,
+            whole_batch: false,
         }
     }
 

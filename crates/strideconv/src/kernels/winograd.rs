@@ -1,0 +1,296 @@
+//! The transforms of `winograd` (method/winograd.rs) for one row of tiles: element-wise
+//! arithmetic over contiguous runs, one pass per row of tiles, compiled for the detected
+//! instruction set (the crate's default target has 128-bit vectors only; these loops were a
+//! third of a 128→128 @28 layer's time that way).
+
+use super::{isa, Isa};
+use crate::Scalar;
+
+/// `Bᵀ d B` for `pw` tiles side by side: `evens[i]` and `odds[i]` are the even and odd
+/// columns of the tile row's input row `i` (`pw + 1` each); point `p` (`4ξ + ν`) of tile `t`
+/// goes to `dst[p·spacing + t]`, with `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]`.
+/// Tiles are computed [`BLOCK`] at a time, so the rows must hold `pw` rounded up to a
+/// multiple of `BLOCK`, plus one, elements (those past `pw + 1` are read, not used), and
+/// `dst`'s runs are written that far (`spacing` must leave room).
+pub(crate) fn input_tiles<T: Scalar>(
+    evens: [&[T]; 4],
+    odds: [&[T]; 4],
+    dst: &mut [T],
+    spacing: usize,
+    pw: usize,
+) {
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa()` returns Avx512 only when avx512f, avx512vl and fma were detected.
+        Isa::Avx512 => unsafe { wide::input512(evens, odds, dst, spacing, pw) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa()` returns Avx2 only when avx2 and fma were detected.
+        Isa::Avx2 => unsafe { wide::input2(evens, odds, dst, spacing, pw) },
+        _ => input_body(evens, odds, dst, spacing, pw),
+    }
+}
+
+/// `Aᵀ M A` for `pw` tiles side by side: point `p` of tile `t` is `src[p·spacing + t]`;
+/// the tiles' two output rows go to `top` and `bottom` (`2·pw` each, tile `t` at columns
+/// `2t` and `2t + 1`), with `Aᵀ = [1 1 1 0; 0 1 −1 −1]`. As for [`input_tiles`], runs of
+/// `src` are read and rows written to `pw` rounded up to a multiple of [`BLOCK`].
+pub(crate) fn output_tiles<T: Scalar>(
+    src: &[T],
+    spacing: usize,
+    pw: usize,
+    top: &mut [T],
+    bottom: &mut [T],
+) {
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx512 => unsafe { wide::output512(src, spacing, pw, top, bottom) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { wide::output2(src, spacing, pw, top, bottom) },
+        _ => output_body(src, spacing, pw, top, bottom),
+    }
+}
+
+/// Tiles computed together: fixed-size blocks the compiler keeps in vector registers.
+pub(crate) const BLOCK: usize = 16;
+
+/// A block of `src` from `at`: a copy of constant length, which compiles to vector moves.
+#[inline(always)]
+fn load<T: Copy>(src: &[T], at: usize) -> [T; BLOCK] {
+    *<&[T; BLOCK]>::try_from(&src[at..at + BLOCK]).expect("a block")
+}
+
+#[inline(always)]
+fn input_body<T: Scalar>(
+    evens: [&[T]; 4],
+    odds: [&[T]; 4],
+    dst: &mut [T],
+    spacing: usize,
+    pw: usize,
+) {
+    let whole = pw.next_multiple_of(BLOCK);
+    assert!(
+        spacing >= whole && dst.len() >= 15 * spacing + whole,
+        "winograd: tiles out of bounds"
+    );
+    let z = T::zero();
+    let mut t0 = 0;
+    while t0 < pw {
+        // Bᵀ d down the columns, at columns 2t (j = 0), 2t+1, 2t+2, 2t+3 of the four rows.
+        let mut cols = [[[z; BLOCK]; 4]; 4];
+        for (j, col) in cols.iter_mut().enumerate() {
+            let (src, at) = match j {
+                0 => (&evens, t0),
+                1 => (&odds, t0),
+                2 => (&evens, t0 + 1),
+                _ => (&odds, t0 + 1),
+            };
+            let r: [[T; BLOCK]; 4] = [
+                load(src[0], at),
+                load(src[1], at),
+                load(src[2], at),
+                load(src[3], at),
+            ];
+            for l in 0..BLOCK {
+                col[0][l] = r[0][l] - r[2][l];
+                col[1][l] = r[1][l] + r[2][l];
+                col[2][l] = r[2][l] - r[1][l];
+                col[3][l] = r[1][l] - r[3][l];
+            }
+        }
+        // Then B along the row, for each row ξ: points 4ξ .. 4ξ + 3.
+        for xi in 0..4 {
+            let (a, b, c, d) = (&cols[0][xi], &cols[1][xi], &cols[2][xi], &cols[3][xi]);
+            let mut pts = [[z; BLOCK]; 4];
+            for l in 0..BLOCK {
+                pts[0][l] = a[l] - c[l];
+                pts[1][l] = b[l] + c[l];
+                pts[2][l] = c[l] - b[l];
+                pts[3][l] = b[l] - d[l];
+            }
+            for (nu, pt) in pts.iter().enumerate() {
+                let at = (4 * xi + nu) * spacing + t0;
+                dst[at..at + BLOCK].copy_from_slice(pt);
+            }
+        }
+        t0 += BLOCK;
+    }
+}
+
+#[inline(always)]
+fn output_body<T: Scalar>(src: &[T], spacing: usize, pw: usize, top: &mut [T], bottom: &mut [T]) {
+    let whole = pw.next_multiple_of(BLOCK);
+    assert!(
+        spacing >= whole && src.len() >= 15 * spacing + whole,
+        "winograd: tiles out of bounds"
+    );
+    assert!(
+        top.len() >= 2 * whole && bottom.len() >= 2 * whole,
+        "winograd: rows too short"
+    );
+    let z = T::zero();
+    let mut t0 = 0;
+    while t0 < pw {
+        // Aᵀ M down the columns (s0, s1), then A along the rows; tile t's two outputs of a
+        // row are interleaved at columns 2t and 2t + 1.
+        let mut s = [[[z; BLOCK]; 4]; 2];
+        for nu in 0..4 {
+            let m0 = load(src, nu * spacing + t0);
+            let m1 = load(src, (4 + nu) * spacing + t0);
+            let m2 = load(src, (8 + nu) * spacing + t0);
+            let m3 = load(src, (12 + nu) * spacing + t0);
+            for l in 0..BLOCK {
+                s[0][nu][l] = m0[l] + m1[l] + m2[l];
+                s[1][nu][l] = m1[l] - m2[l] - m3[l];
+            }
+        }
+        for (sa, row) in s.iter().zip([&mut *top, &mut *bottom]) {
+            let mut pair = [z; 2 * BLOCK];
+            for l in 0..BLOCK {
+                pair[2 * l] = sa[0][l] + sa[1][l] + sa[2][l];
+                pair[2 * l + 1] = sa[1][l] - sa[2][l] - sa[3][l];
+            }
+            row[2 * t0..2 * t0 + 2 * BLOCK].copy_from_slice(&pair);
+        }
+        t0 += BLOCK;
+    }
+}
+
+/// `G g Gᵀ` of one output channel's kernels: `src` holds `cin` 3×3 kernels (9 values each,
+/// row by row), point `p` of channel `c` goes to `dst[p·cin + c]`, with
+/// `G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]`.
+pub(crate) fn kernel_points<T: Scalar>(src: &[T], dst: &mut [T]) {
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx512 => unsafe { wide::kernel512(src, dst) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { wide::kernel2(src, dst) },
+        _ => kernel_body(src, dst),
+    }
+}
+
+#[inline(always)]
+fn kernel_body<T: Scalar>(src: &[T], dst: &mut [T]) {
+    let cin = src.len() / 9;
+    assert!(
+        src.len() == 9 * cin && dst.len() == 16 * cin,
+        "winograd: kernel sizes"
+    );
+    let half = T::from_f64(0.5);
+    let mut c0 = 0;
+    while c0 < cin {
+        let b = BLOCK.min(cin - c0);
+        // Tap by tap, the block's channels side by side.
+        let mut g = [[T::zero(); BLOCK]; 9];
+        if b == BLOCK {
+            // The block's kernels are one contiguous run: one copy of constant length, then
+            // a transpose at constant indices.
+            let run: &[T; 9 * BLOCK] = src[c0 * 9..(c0 + BLOCK) * 9].try_into().expect("a block");
+            for (tap, gt) in g.iter_mut().enumerate() {
+                for (j, v) in gt.iter_mut().enumerate() {
+                    *v = run[j * 9 + tap];
+                }
+            }
+        } else {
+            for (tap, gt) in g.iter_mut().enumerate() {
+                for (j, v) in gt.iter_mut().enumerate().take(b) {
+                    *v = src[(c0 + j) * 9 + tap];
+                }
+            }
+        }
+        // G g: four rows of three taps; then (G g) Gᵀ, four points per row.
+        let mut t = [[[T::zero(); BLOCK]; 3]; 4];
+        for j in 0..3 {
+            for l in 0..BLOCK {
+                let (g0, g1, g2) = (g[j][l], g[3 + j][l], g[6 + j][l]);
+                t[0][j][l] = g0;
+                t[1][j][l] = (g0 + g1 + g2) * half;
+                t[2][j][l] = (g0 - g1 + g2) * half;
+                t[3][j][l] = g2;
+            }
+        }
+        for (xi, r) in t.iter().enumerate() {
+            let mut row = [[T::zero(); BLOCK]; 4];
+            for l in 0..BLOCK {
+                row[0][l] = r[0][l];
+                row[1][l] = (r[0][l] + r[1][l] + r[2][l]) * half;
+                row[2][l] = (r[0][l] - r[1][l] + r[2][l]) * half;
+                row[3][l] = r[2][l];
+            }
+            for (nu, vals) in row.iter().enumerate() {
+                let at = (4 * xi + nu) * cin + c0;
+                if b == BLOCK {
+                    dst[at..at + BLOCK].copy_from_slice(vals);
+                } else {
+                    for (d, &v) in dst[at..at + b].iter_mut().zip(vals) {
+                        *d = v;
+                    }
+                }
+            }
+        }
+        c0 += b;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use super::{input_body, kernel_body, output_body};
+    use crate::Scalar;
+
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub(super) unsafe fn input512<T: Scalar>(
+        evens: [&[T]; 4],
+        odds: [&[T]; 4],
+        dst: &mut [T],
+        spacing: usize,
+        pw: usize,
+    ) {
+        input_body(evens, odds, dst, spacing, pw)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn input2<T: Scalar>(
+        evens: [&[T]; 4],
+        odds: [&[T]; 4],
+        dst: &mut [T],
+        spacing: usize,
+        pw: usize,
+    ) {
+        input_body(evens, odds, dst, spacing, pw)
+    }
+
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub(super) unsafe fn kernel512<T: Scalar>(src: &[T], dst: &mut [T]) {
+        kernel_body(src, dst)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn kernel2<T: Scalar>(src: &[T], dst: &mut [T]) {
+        kernel_body(src, dst)
+    }
+
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub(super) unsafe fn output512<T: Scalar>(
+        src: &[T],
+        spacing: usize,
+        pw: usize,
+        top: &mut [T],
+        bottom: &mut [T],
+    ) {
+        output_body(src, spacing, pw, top, bottom)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn output2<T: Scalar>(
+        src: &[T],
+        spacing: usize,
+        pw: usize,
+        top: &mut [T],
+        bottom: &mut [T],
+    ) {
+        output_body(src, spacing, pw, top, bottom)
+    }
+}
