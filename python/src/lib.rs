@@ -217,8 +217,8 @@ fn plan_batched<'py>(
     })
 }
 
-/// The methods this build can run: those that accept the easiest problem there is (a short
-/// float64 signal, stride 1); a method that refuses even that is not built in.
+/// The methods this build can run: those that accept an easy problem (a small float64 image
+/// with a 3×3 kernel, stride 1); a method that refuses even that is not built in.
 fn available_methods() -> &'static [&'static str] {
     static METHODS: OnceLock<Vec<&'static str>> = OnceLock::new();
     METHODS.get_or_init(|| {
@@ -229,7 +229,7 @@ fn available_methods() -> &'static [&'static str] {
         Method::ALL
             .iter()
             .filter(|&&m| {
-                ConvSpec::new(&[16], &[3], layout.clone(), &Options::default())
+                ConvSpec::new(&[6, 6], &[3, 3], layout.clone(), &Options::default())
                     .and_then(|spec| Plan::<f64>::new(spec, m, Some(1)))
                     .is_ok()
             })

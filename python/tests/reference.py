@@ -70,6 +70,19 @@ def per_axis(v, rank):
     return [v] * rank if isinstance(v, int) else list(v)
 
 
+def winograd_takes(dtype, kernel, stride=1, dilation=1) -> bool:
+    """Whether method="winograd" computes a request (the rest it refuses with ValueError):
+    float or complex, stride 1 and dilation 1 on every axis, a 3×3 kernel (1×3×3 in 3-D).
+    `kernel` is the kernel's spatial shape."""
+    rank = len(kernel)
+    return (
+        np.dtype(dtype).kind in "fc"
+        and all(s == 1 for s in per_axis(stride, rank))
+        and all(d == 1 for d in per_axis(dilation, rank))
+        and tuple(kernel) in ((3, 3), (1, 3, 3))
+    )
+
+
 def pad_pairs(padding, rank):
     if isinstance(padding, int):
         return [(padding, padding)] * rank

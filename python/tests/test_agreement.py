@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import strideconv
-from reference import magnitude_bound, random_array, scipy_convolve, scipy_correlate
+from reference import (magnitude_bound, random_array, scipy_convolve, scipy_correlate,
+                       winograd_takes)
 
 INT_DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
               np.uint64]
@@ -95,6 +96,15 @@ def fits(x_shape, k_shape, kw) -> bool:
     return True
 
 
+def kernel_spatial(x_shape, k_shape, kw):
+    """The kernel's convolved axes (without the channel axis, when it has one)."""
+    ks = list(k_shape)
+    axis = kw.get("channel_axis")
+    if axis is not None and len(ks) == len(x_shape):
+        del ks[axis % len(x_shape)]
+    return ks
+
+
 def check(op, oracle, request):
     x_shape, k_shape, dtype, method, kw, seed = request
     rng = np.random.default_rng(seed)
@@ -105,6 +115,12 @@ def check(op, oracle, request):
             op(x, k, method=method, **kw)
         return
     integer = np.dtype(dtype).kind in "biu"
+    if method == "winograd" and not winograd_takes(
+        dtype, kernel_spatial(x_shape, k_shape, kw), kw.get("stride", 1), kw.get("dilation", 1)
+    ):
+        with pytest.raises(ValueError, match="winograd"):
+            op(x, k, method=method, **kw)
+        return
     if integer and method in FFT_METHODS:
         with pytest.raises(ValueError, match="method"):
             op(x, k, method=method, **kw)
@@ -150,6 +166,10 @@ CASES = [
     ((9, 8), (4, 4), {"stride": 3, "padding": 2, "pad_mode": "wrap"}),
     ((8, 8, 3), (3, 3, 3), {"stride": 2, "channel_axis": -1, "padding": "same"}),
     ((3, 8, 8), (3, 3), {"stride": 2, "channel_axis": 0, "pad_mode": "edge", "padding": 1}),
+    # Stride 1 with 3×3 kernels: winograd's problems.
+    ((9, 10), (3, 3), {"padding": 1, "pad_mode": "symmetric"}),
+    ((7, 8, 2), (3, 3, 2), {"channel_axis": -1, "padding": "same"}),
+    ((4, 7, 6), (1, 3, 3), {"padding": ((0, 0), 1, (2, 0))}),
 ]
 
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import strideconv
-from reference import random_array, tf_same, torch_reference
+from reference import random_array, tf_same, torch_reference, winograd_takes
 
 CONV = {1: strideconv.conv1d, 2: strideconv.conv2d, 3: strideconv.conv3d}
 LAST = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
@@ -89,6 +89,12 @@ def test_conv_matches_torch_semantics(request):
         with pytest.raises(ValueError, match="method"):
             CONV[rank](x, w, b, method=method, **kw)
         return
+    if method == "winograd" and not winograd_takes(
+        dtype, w_shape[2:], kw.get("stride", 1), kw.get("dilation", 1)
+    ):
+        with pytest.raises(ValueError, match="winograd"):
+            CONV[rank](x, w, b, method=method, **kw)
+        return
     if layout == "last":
         got = CONV[rank](to_last(x), w, b, layout=LAST[rank], method=method, **kw)
         got = np.moveaxis(got, -1, 1)
@@ -129,7 +135,8 @@ def test_complex_weights_are_not_conjugated():
     x = rng.normal(size=(1, 2, 6)) + 1j * rng.normal(size=(1, 2, 6))
     w = rng.normal(size=(3, 2, 3)) + 1j * rng.normal(size=(3, 2, 3))
     want = torch_reference(x, w)
-    for method in ["auto"] + strideconv.methods():
+    # (winograd computes 2-D and 3-D kernels only.)
+    for method in ["auto"] + [m for m in strideconv.methods() if m != "winograd"]:
         np.testing.assert_allclose(strideconv.conv1d(x, w, method=method), want, atol=1e-10)
 
 
@@ -191,3 +198,30 @@ def test_same_against_jax(rank, stride):
     want = lax.conv_general_dilated(x, w, (stride,) * rank, "SAME")
     got = CONV[rank](x, w, stride=stride, padding="same")
     np.testing.assert_allclose(got, np.asarray(want), rtol=1e-4, atol=1e-4)
+
+
+def test_winograd_layers_match_torch_semantics():
+    """Stride-1 3×3 layers under method="winograd": channels first and last, padding modes,
+    groups, a 3-D layer with a one-deep kernel, float32 and complex128."""
+    rng = np.random.default_rng(7)
+    cases = [
+        (np.float32, (2, 6, 11, 9), (5, 6, 3, 3), {"padding": 1}),
+        (np.float64, (1, 4, 8, 13), (8, 2, 3, 3), {"padding": "same", "groups": 2,
+                                                    "padding_mode": "reflect"}),
+        (np.complex128, (1, 3, 7, 6), (2, 3, 3, 3), {"padding": (2, 0)}),
+    ]
+    for dtype, xs, ws, kw in cases:
+        x, w = random_array(rng, xs, dtype), random_array(rng, ws, dtype)
+        want = torch_reference(x, w, **kw)
+        assert_close(strideconv.conv2d(x, w, method="winograd", **kw), want, dtype)
+        last = strideconv.conv2d(to_last(x), w, method="winograd", layout="NHWC", **kw)
+        assert_close(np.moveaxis(last, -1, 1), want, dtype)
+    x, w = rng.normal(size=(1, 3, 4, 6, 7)), rng.normal(size=(4, 3, 1, 3, 3))
+    assert_close(strideconv.conv3d(x, w, padding=(0, 1, 1), method="winograd"),
+                 torch_reference(x, w, padding=(0, 1, 1)), np.float64)
+    with pytest.raises(ValueError, match="winograd computes stride 1"):
+        strideconv.conv2d(x[:, :, 0], w[:, :, 0], stride=2, method="winograd")
+    with pytest.raises(ValueError, match="integers"):
+        strideconv.conv2d(np.ones((1, 1, 5, 5), np.int64), np.ones((1, 1, 3, 3), np.int64),
+                          method="winograd")
+

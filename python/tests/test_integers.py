@@ -13,7 +13,7 @@ SEED_X = np.array([[2, 3, 7, 4, 6, 2, 9], [6, 6, 9, 8, 7, 4, 3], [3, 4, 8, 3, 8,
                    [0, 1, 3, 9, 2, 1, 4]])
 SEED_K = np.array([[3, 4, 4], [1, 0, 2], [-1, 0, 3]])
 SEED_OUT = [[91, 100, 88], [69, 91, 117], [44, 72, 74]]
-EXACT_METHODS = [m for m in strideconv.methods() if m not in ("fft", "fft_full")]
+EXACT_METHODS = [m for m in strideconv.methods() if m not in ("fft", "fft_full", "winograd")]
 
 
 @pytest.mark.parametrize("method", ["auto"] + EXACT_METHODS)

@@ -49,7 +49,9 @@ def test_auto_may_choose_fft_for_finite_data_but_not_spread_nan():
 def test_inf_minus_inf_is_nan_only_in_its_window():
     x = np.array([1.0, np.inf, np.inf, 2.0, 3.0, 4.0])
     # A named FFT method may spread non-finite values (the user asked for it); auto never does.
-    for method in ["auto"] + [m for m in strideconv.methods() if m not in ("fft", "fft_full")]:
+    # (winograd computes 2-D and 3-D kernels only, and may turn Inf − Inf into NaN.)
+    skip = ("fft", "fft_full", "winograd")
+    for method in ["auto"] + [m for m in strideconv.methods() if m not in skip]:
         got = strideconv.correlate(x, np.array([1.0, -1.0]), method=method)
         assert got[0] == -np.inf and np.isnan(got[1]) and got[2] == np.inf, method
         assert got[3:].tolist() == [-1.0, -1.0], method
