@@ -278,6 +278,38 @@ pub fn calibrate(mut progress: impl FnMut(&str)) -> Result<Wisdom> {
             measure_ratios::<num_complex::Complex64>(&spec, &mut ratios)?;
         }
     }
+    // Winograd computes stride-1 3×3 kernels only, and competes there with im2col: its scale
+    // is im2col's times the ratio of the two on a CNN layer (with 64 channels, like the
+    // layers it is chosen for; its model weighs the transforms less than they cost at 32).
+    let layer = ConvSpec::new(
+        &[1, 64, 28, 28],
+        &[64, 64, 3, 3],
+        Layout::Batched {
+            channels_last: false,
+        },
+        &Options::strided(1),
+    )?;
+    progress("x [1, 64, 28, 28] k [64, 64, 3, 3] stride 1");
+    let mut cnn = Vec::new();
+    measure_ratios::<f64>(&layer, &mut cnn)?;
+    measure_ratios::<f32>(&layer, &mut cnn)?;
+    measure_ratios::<num_complex::Complex64>(&layer, &mut cnn)?;
+    let mean = |rs: &[(Method, Kind, f64)], m: Method, k: Kind| -> Option<f64> {
+        let logs: Vec<f64> = (rs.iter())
+            .filter(|r| r.0 == m && r.1 == k)
+            .map(|r| r.2.ln())
+            .collect();
+        (!logs.is_empty()).then(|| (logs.iter().sum::<f64>() / logs.len() as f64).exp())
+    };
+    for k in [Kind::Real, Kind::Complex] {
+        if let (Some(i2c), Some(w), Some(i)) = (
+            mean(&ratios, Method::Im2col, k),
+            mean(&cnn, Method::Winograd, k),
+            mean(&cnn, Method::Im2col, k),
+        ) {
+            ratios.push((Method::Winograd, k, i2c * w / i));
+        }
+    }
     let mut w = store().write().unwrap_or_else(|e| e.into_inner());
     w.scales.clear();
     for m in Method::ALL {
