@@ -324,20 +324,24 @@ fn winograd<T: Scalar>(spec: &ConvSpec) -> f64 {
         spec.out_channels / spec.groups,
     ];
     let out = spec.out_spatial();
+    let m = crate::method::winograd::tile::<T>();
     let tiles =
-        (spec.batch * spec.groups * out[0] * out[1].div_ceil(2) * out[2].div_ceil(2)) as f64;
-    let points = 16.0 * tiles;
+        (spec.batch * spec.groups * out[0] * out[1].div_ceil(m) * out[2].div_ceil(m)) as f64;
+    let points = crate::method::winograd::points(m) as f64 * tiles;
     let padded = (cout_g.div_ceil(8) * 8) as f64 / cout_g as f64;
     let thin = if cout_g < 6 { 1.8 } else { 1.0 };
+    let bytes = elem_bytes::<T>() as f64;
     let copy = if spec.is_padded() {
-        padded_input(spec) * elem_bytes::<T>() as f64 * unit::GATHER_PER_BYTE
+        padded_input(spec) * bytes * unit::GATHER_PER_BYTE
     } else {
         0.0
     };
+    // The transforms' passes move elements: their cost grows with the element's size, and
+    // F(4×4, 3×3) does about 1.5× the arithmetic per point of F(2×2, 3×3).
+    let per_point = bytes / 4.0 * if m == 4 { 1.5 } else { 1.0 };
     let macs = points * (cin_g * cout_g) as f64;
-    macs * unit::GEMM_MAC_PER_BYTE * elem_bytes::<T>() as f64 * padded * thin
-        + points * cin_g as f64 * unit::WINO_IN
-        + points * cout_g as f64 * unit::WINO_OUT
+    macs * unit::GEMM_MAC_PER_BYTE * bytes * padded * thin
+        + points * per_point * (cin_g as f64 * unit::WINO_IN + cout_g as f64 * unit::WINO_OUT)
         + (spec.out_channels * cin_g) as f64 * unit::WINO_PAIR
         + copy
 }

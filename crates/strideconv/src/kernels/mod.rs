@@ -39,8 +39,9 @@ pub(crate) use pages::{advise_huge_capacity, keep_freed_memory, output};
 pub(crate) use spectra::multiply_add as complex_multiply_add;
 pub(crate) use split::{deinterleave, pick, split_step};
 pub(crate) use winograd::{
-    input_tiles as winograd_input, kernel_points as winograd_kernel,
-    output_tiles as winograd_output, BLOCK as WINOGRAD_BLOCK,
+    input_tiles as winograd_input, input_tiles4 as winograd_input4,
+    kernel_points as winograd_kernel, kernel_points4 as winograd_kernel4,
+    output_tiles as winograd_output, output_tiles4 as winograd_output4, BLOCK as WINOGRAD_BLOCK,
 };
 
 /// Whether the hand-written AVX-512 kernels ([`masked`], [`matmul`]) run `T`: `f32` or

@@ -1,32 +1,40 @@
-//! `winograd`: minimal filtering F(2×2, 3×3) for stride-1 3×3 kernels.
+//! `winograd`: minimal filtering for stride-1 3×3 kernels, F(2×2, 3×3) and F(4×4, 3×3).
 //!
-//! Each 2×2 block of outputs of a plane (a *tile*) is computed from the 4×4 input patch
-//! under it, in a transformed domain where a 3×3 correlation is an element-wise product:
+//! Each `m × m` block of outputs of a plane (a *tile*) is computed from the `(m + 2)²`
+//! input patch under it, in a transformed domain where a 3×3 correlation is an
+//! element-wise product:
 //!
 //! `Y = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A`
 //!
-//! with `g_c` the 3×3 kernel of input channel `c`, `d_c` the patch, and the 4×4, 4×3 and 4×2
-//! matrices `B`, `G`, `A` of Lavin and Gray's F(2, 3) (interpolation points 0, 1, −1, ∞).
-//! The sum over input channels at each of the 16 points is a matrix product,
-//! `(output channels × input channels) · (input channels × tiles)`: 16 multiply-adds per
-//! tile and channel pair where the definition takes 36 (9 per output), 2.25× fewer. The
-//! products run on the crate's matrix product ([`crate::kernels::gemm`]), the transforms are
-//! additions (and halvings, in the kernel's).
+//! with `g_c` the 3×3 kernel of input channel `c`, `d_c` the patch, and Lavin and Gray's
+//! matrices: for F(2, 3) (`m = 2`, points 0, ±1, ∞) `B` is 4×4, `G` 4×3, `A` 4×2; for
+//! F(4, 3) (`m = 4`, points 0, ±1, ±2, ∞) 6×6, 6×3, 6×4. The sum over input channels at
+//! each point is a matrix product, `(output channels × input channels) · (input channels ×
+//! tiles)`: per channel pair, 16 multiply-adds for 4 outputs (F(2, 3)) or 36 for 16
+//! (F(4, 3)), where the definition takes 9 per output: 2.25× or 4× fewer. The products run
+//! on the crate's matrix product ([`crate::kernels::gemm`]); the transforms are passes over
+//! rows of tiles ([`crate::kernels::winograd_input`] and the others).
+//!
+//! float32 and complex64 take F(2, 3); float64 and complex128 F(4, 3), whose transforms'
+//! larger coefficients cost more rounding than single precision has to spare. Measured
+//! (Rust loop, one thread, float64): F(4, 3) against F(2, 3), 3×3 64 → 64 @56 2.69 →
+//! 2.04 ms, 128 → 128 @28 2.41 → 2.10 ms, 256 → 256 @14 2.98 → 2.80 ms (a 14-wide plane
+//! is 4 tiles of 4, an eighth of them padding); im2col takes 4.1–4.2 ms on each.
 //!
 //! Work is cut into *panels* of tiles: whole tile rows of a plane, or pieces of one long row,
-//! a few dozen tiles each, so that a panel's 16 transformed input matrices and 16 product
-//! matrices stay in L2. A panel's input is transformed channel by channel from four input
-//! rows at a time, its 16 products run, and its outputs are transformed straight into the
-//! output. Panels spread over the threads (and output channels too, when one image has too
-//! few panels); the kernel is transformed once per call for the whole batch.
+//! sized so the products' vector lanes are filled (see [`panels`]). A panel's input is
+//! transformed channel by channel from the `m + 2` input rows under each tile row (split
+//! into `m` phases, the last two rows reused by the next tile row), its products run, and
+//! its outputs are transformed straight into the output. Panels spread over the threads
+//! (and output channels too, when one image has too few panels); the kernel is transformed
+//! once per call for the whole batch, and kept for an equal kernel on the next call.
 //!
-//! Rounding: the transforms add at most four terms and halve exactly, so the result differs
-//! from the direct definition's by a few units in the last place of the sums' magnitudes;
-//! the tests hold it to 16 ε · Σ|x||k| per output. A NaN reaches exactly the outputs whose
-//! windows hold it (no transform multiplies by its zero coefficients), but two infinities
-//! may meet as Inf − Inf in a transform where the direct sum has Inf + Inf, so `auto`
-//! checks the result as it does an FFT's. Integers are refused: the kernel's transform
-//! halves.
+//! Rounding: within 16 ε (F(2, 3)) or 128 ε (F(4, 3)) · Σ|x||k| per output, checked by the
+//! tests. Under F(2, 3) a NaN reaches exactly the outputs whose windows hold it (no
+//! transform multiplies by its zero coefficients); F(4, 3) spreads it over its tile; and
+//! two infinities may meet as Inf − Inf in a transform where the direct sum has Inf + Inf.
+//! So `auto` checks the result as it does an FFT's. Integers are refused: the kernel's
+//! transform divides.
 
 use std::sync::{Arc, Mutex};
 
@@ -42,6 +50,8 @@ use crate::Scalar;
 
 /// The method, with the transformed kernel of the last call kept for the next one.
 pub(crate) struct Winograd<T> {
+    /// Outputs per tile side: 2 (F(2×2, 3×3)) or 4 (F(4×4, 3×3)).
+    tile: usize,
     kept: Mutex<Option<Kept<T>>>,
 }
 
@@ -52,20 +62,33 @@ struct Kept<T> {
     u: Arc<Vec<T>>,
 }
 
-impl<T> Winograd<T> {
+impl<T: Scalar> Winograd<T> {
     pub(crate) fn new() -> Self {
         Winograd {
+            tile: tile::<T>(),
             kept: Mutex::new(None),
         }
     }
 }
 
+/// Outputs per tile side for `T`: F(4×4, 3×3) for float64 and complex128, whose rounding
+/// leaves room for its larger transform coefficients; F(2×2, 3×3) otherwise.
+pub(crate) fn tile<T: Scalar>() -> usize {
+    if matches!(T::NAME, "float64" | "complex128") {
+        4
+    } else {
+        2
+    }
+}
+
+/// Points of the transformed domain for tiles of `tile × tile` outputs: `(tile + 2)²`.
+pub(crate) fn points(tile: usize) -> usize {
+    (tile + 2) * (tile + 2)
+}
+
 /// Bytes of kernel and transformed kernel kept between calls (3×3 1024 → 1024 in float32
 /// is 100 MB; 512 → 512 is 25 MB).
 const KEPT_BYTES: usize = 32 << 20;
-
-/// Points of the transformed domain (4 × 4).
-const POINTS: usize = 16;
 
 /// Bytes of a panel's transformed input and products together, at most (a panel of at least
 /// one micro-kernel tile's width is always allowed).
@@ -110,10 +133,16 @@ pub(crate) fn refusal<T: Scalar>(spec: &ConvSpec) -> Option<String> {
 /// lanes (`rows·tw` against its next multiple of `lanes`) is taken, the larger on a tie.
 /// Measured on 64 → 64 @56 float32, one thread: one row per panel (28 tiles, 2 vectors, 12
 /// lanes idle) against four (112 tiles, 7 vectors, none idle).
-pub(crate) fn panels<T>(th: usize, tw: usize, cin: usize, cout: usize) -> (usize, usize) {
+pub(crate) fn panels<T>(
+    th: usize,
+    tw: usize,
+    cin: usize,
+    cout: usize,
+    points: usize,
+) -> (usize, usize) {
     let elem = std::mem::size_of::<T>().max(1);
     let lanes = (64 / elem).max(1);
-    let most = (PANEL_BYTES / (POINTS * (cin + cout) * elem).max(1)).max(3 * lanes);
+    let most = (PANEL_BYTES / (points * (cin + cout) * elem).max(1)).max(3 * lanes);
     if tw >= most {
         return (1, most / (3 * lanes) * 3 * lanes);
     }
@@ -134,7 +163,8 @@ impl<T: Scalar> Winograd<T> {
     fn transformed(&self, k: ArrayView5<'_, T>, threads: usize) -> Arc<Vec<T>> {
         let k = k.as_standard_layout();
         let flat = k.as_slice().expect("standard layout");
-        let keep = (flat.len() + flat.len() / 9 * POINTS) * std::mem::size_of::<T>() <= KEPT_BYTES;
+        let pts = points(self.tile);
+        let keep = (flat.len() + flat.len() / 9 * pts) * std::mem::size_of::<T>() <= KEPT_BYTES;
         let mut slot = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(kept) = slot.as_ref() {
             if kept.shape == k.shape() && equal(&kept.values, flat) {
@@ -143,7 +173,13 @@ impl<T: Scalar> Winograd<T> {
         }
         // Freed first, so the new one reuses its memory.
         *slot = None;
-        let u = Arc::new(kernel_transform(flat, k.shape()[0], k.shape()[1], threads));
+        let u = Arc::new(kernel_transform(
+            flat,
+            k.shape()[0],
+            k.shape()[1],
+            self.tile,
+            threads,
+        ));
         if keep {
             *slot = Some(Kept {
                 shape: k.shape().to_vec(),
@@ -189,9 +225,10 @@ impl<T: Scalar> Algorithm<T> for Winograd<T> {
         let threads = g.threads.max(1);
         let u = self.transformed(k, threads);
         let x = x.as_standard_layout();
-        let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+        let m = self.tile;
+        let (th, tw) = (oh.div_ceil(m), ow.div_ceil(m));
         // Tile rows per item: one panel's.
-        let (per, width) = panels::<T>(th, tw, cin, cout);
+        let (per, width) = panels::<T>(th, tw, cin, cout, points(m));
         let tc = per * width;
         let row_items = nb * od * th.div_ceil(per);
         // Too few items for the threads (one small image): output channels are cut too, in
@@ -209,7 +246,7 @@ impl<T: Scalar> Algorithm<T> for Winograd<T> {
         for (n, out_n) in chunks(out.view_mut(), 0, 1).into_iter().enumerate() {
             for (ci, out_c) in chunks(out_n, 1, ch_chunk).into_iter().enumerate() {
                 for (d, out_d) in chunks(out_c, 2, 1).into_iter().enumerate() {
-                    for (ri, out_r) in chunks(out_d, 3, 2 * per).into_iter().enumerate() {
+                    for (ri, out_r) in chunks(out_d, 3, m * per).into_iter().enumerate() {
                         let plane = out_r
                             .index_axis_move(Axis(0), 0)
                             .index_axis_move(Axis(1), 0);
@@ -225,6 +262,8 @@ impl<T: Scalar> Algorithm<T> for Winograd<T> {
             }
         }
         let geo = Geo {
+            tile: m,
+            points: points(m),
             cin,
             cout,
             ow,
@@ -243,6 +282,9 @@ impl<T: Scalar> Algorithm<T> for Winograd<T> {
 
 /// Sizes shared by every item of a call.
 struct Geo {
+    /// Outputs per tile side, and points per tile.
+    tile: usize,
+    points: usize,
     cin: usize,
     cout: usize,
     ow: usize,
@@ -264,14 +306,14 @@ struct Item<'a, T> {
     out: ArrayViewMut3<'a, T>,
 }
 
-/// One thread's buffers: a panel's transformed input `v` (`POINTS × cin × tc`), its
-/// products `m` (`POINTS × cout × tc`), four input rows split into even and odd columns,
-/// one input row padded with zeros, two output rows that do not fit the output whole.
+/// One thread's buffers: a panel's transformed input `v` (`points × cin × tcs`), its
+/// products `m` (`points × cout × tcs`), the `tile + 2` input rows under a tile row each
+/// split into `tile` phases (columns `tile·u + p`), one input row padded with zeros, and
+/// `tile` output rows.
 struct Scratch<T> {
     v: Vec<T>,
     m: Vec<T>,
-    evens: Vec<T>,
-    odds: Vec<T>,
+    phases: Vec<T>,
     row: Vec<T>,
     y: Vec<T>,
 }
@@ -280,14 +322,14 @@ impl<T: Scalar> Scratch<T> {
     fn new(geo: &Geo) -> Self {
         let piece = geo.tw.min(geo.tc);
         let whole = piece.next_multiple_of(BLOCK);
+        let (m, alpha) = (geo.tile, geo.tile + 2);
         Scratch {
             // Written before they are read (every panel's tiles, then its products).
-            v: crate::kernels::output::<T>(POINTS * geo.cin * geo.tcs),
-            m: crate::kernels::output::<T>(POINTS * geo.cout * geo.tcs),
-            evens: vec![T::zero(); 4 * (whole + 1)],
-            odds: vec![T::zero(); 4 * (whole + 1)],
-            row: vec![T::zero(); 2 * piece + 2],
-            y: vec![T::zero(); 4 * whole],
+            v: crate::kernels::output::<T>(geo.points * geo.cin * geo.tcs),
+            m: crate::kernels::output::<T>(geo.points * geo.cout * geo.tcs),
+            phases: vec![T::zero(); alpha * m * (whole + 1)],
+            row: vec![T::zero(); m * (piece + 1)],
+            y: vec![T::zero(); m * m * whole],
         }
     }
 }
@@ -302,17 +344,29 @@ fn equal<T: Scalar>(a: &[T], b: &[T]) -> bool {
             .all(|(x, y)| x.iter().zip(y).fold(true, |all, (p, q)| all & (p == q)))
 }
 
-/// The kernel (`cout × cin` 3×3 kernels, contiguous) in the transformed domain, `(cout, POINTS, cin)`: `G g Gᵀ` for each channel
-/// pair, point `(ξ, ν)` at `4ξ + ν`; the matrix of point `p` is rows `o·POINTS + p`.
+/// The kernel (`cout × cin` 3×3 kernels, contiguous) in the transformed domain,
+/// `(cout, points, cin)`: `G g Gᵀ` for each channel pair, point `(ξ, ν)` at
+/// `(tile + 2)·ξ + ν`; the matrix of point `p` is rows `o·points + p`.
 /// Output channels are spread over the threads.
-fn kernel_transform<T: Scalar>(flat: &[T], cout: usize, cin: usize, threads: usize) -> Vec<T> {
-    let mut u = crate::kernels::output::<T>(cout * POINTS * cin);
-    let per = POINTS * cin;
+fn kernel_transform<T: Scalar>(
+    flat: &[T],
+    cout: usize,
+    cin: usize,
+    tile: usize,
+    threads: usize,
+) -> Vec<T> {
+    let mut u = crate::kernels::output::<T>(cout * points(tile) * cin);
+    let per = points(tile) * cin;
     let chunk = cout.div_ceil(threads.max(1) * 4).max(1);
     crate::team::for_chunks_mut(threads, &mut u, chunk * per, |i, dst| {
         for (oi, uo) in dst.chunks_mut(per).enumerate() {
             let o = i * chunk + oi;
-            crate::kernels::winograd_kernel(&flat[o * cin * 9..(o + 1) * cin * 9], uo);
+            let src = &flat[o * cin * 9..(o + 1) * cin * 9];
+            if tile == 4 {
+                crate::kernels::winograd_kernel4(src, uo);
+            } else {
+                crate::kernels::winograd_kernel(src, uo);
+            }
         }
     });
     u
@@ -327,7 +381,8 @@ fn run_item<T: Scalar>(
     sc: &mut Scratch<T>,
 ) {
     let oc = item.out.shape()[0];
-    let rows = item.out.shape()[1].div_ceil(2);
+    let rows = item.out.shape()[1].div_ceil(geo.tile);
+    let pts = geo.points;
     let (tw, tc, tcs, cin) = (geo.tw, geo.tc, geo.tcs, geo.cin);
     // Panels: the item's tile rows whole, or pieces of its one row when a row is longer
     // than a panel.
@@ -340,10 +395,10 @@ fn run_item<T: Scalar>(
             let plane = x.slice(s![item.n, c, item.d, .., ..]);
             transform_input(&plane, c, (item.ty0, rows), (tx0, pw), geo, sc);
         }
-        for p in 0..POINTS {
+        for p in 0..pts {
             let lhs = ArrayView2::from_shape(
-                (oc, cin).strides((POINTS * cin, 1)),
-                &u[(item.c0 * POINTS + p) * cin..],
+                (oc, cin).strides((pts * cin, 1)),
+                &u[(item.c0 * pts + p) * cin..],
             )
             .expect("kernel matrix in bounds");
             let rhs = ArrayView2::from_shape((cin, nt).strides((tcs, 1)), &sc.v[p * cin * tcs..])
@@ -360,7 +415,7 @@ fn run_item<T: Scalar>(
 
 /// `Bᵀ d B` of every tile of a panel (tile rows `ty0 ..+ rows`, columns `tx0 ..+ pw`) of
 /// input channel `c` (`plane`, contiguous), into `v[point][c][tile]`. Rows and columns past
-/// the plane's end read as zeros (a last tile whose second output row or column does not
+/// the plane's end read as zeros (a last tile whose later output rows or columns do not
 /// exist).
 fn transform_input<T: Scalar>(
     plane: &ArrayView2<'_, T>,
@@ -372,39 +427,30 @@ fn transform_input<T: Scalar>(
 ) {
     let (h, w) = plane.dim();
     let flat = plane.as_slice().expect("a contiguous plane");
-    let width = 2 * pw + 2;
-    let col0 = 2 * tx0;
+    let (m, alpha) = (geo.tile, geo.tile + 2);
+    // A tile row's input rows hold its tiles' columns m·tx0 .. m·(tx0 + pw) + 2, read as
+    // pw + 1 columns of each of the m phases.
+    let width = m * (pw + 1);
+    let col0 = m * tx0;
     let have = w.saturating_sub(col0).min(width);
     let (tcs, cin) = (geo.tcs, geo.cin);
-    // Each row's evens and odds, with room for the transform's last block.
+    // Each phase of each row, with room for the transform's last block.
     let half = pw.next_multiple_of(BLOCK) + 1;
-    let Scratch {
-        v,
-        evens,
-        odds,
-        row,
-        ..
-    } = sc;
-    // Slots of the four rows in `evens`/`odds`: a tile row's last two input rows are the
-    // next one's first two, so only two rows are split per tile row after the first.
-    let mut slot = [0, 1, 2, 3];
+    let Scratch { v, phases, row, .. } = sc;
+    // Slots of the rows in `phases`: a tile row's last two input rows are the next one's
+    // first two, so only `m` rows are split per tile row after the first.
+    let mut slot = [0, 1, 2, 3, 4, 5];
     for ty in 0..rows {
         let fresh = if ty == 0 {
             0
         } else {
-            slot = [slot[2], slot[3], slot[0], slot[1]];
+            slot[..alpha].rotate_left(m);
             2
         };
-        // The input rows under this tile row, split into even and odd columns, zero past
-        // the plane's edges.
-        for (i, &si) in slot.iter().enumerate().skip(fresh) {
-            let r = 2 * (ty0 + ty) + i;
-            let (e, o) = (
-                &mut evens[si * half..si * half + pw + 1],
-                &mut odds[si * half..si * half + pw + 1],
-            );
-            if r < h && have == width {
-                crate::kernels::deinterleave(&flat[r * w + col0..][..width], e, o);
+        for (i, &si) in slot[..alpha].iter().enumerate().skip(fresh) {
+            let r = m * (ty0 + ty) + i;
+            let src: &[T] = if r < h && have == width {
+                &flat[r * w + col0..][..width]
             } else {
                 let buf = &mut row[..width];
                 if r < h {
@@ -413,13 +459,31 @@ fn transform_input<T: Scalar>(
                 } else {
                     buf.fill(T::zero());
                 }
-                crate::kernels::deinterleave(buf, e, o);
+                buf
+            };
+            let dst = &mut phases[si * m * half..(si + 1) * m * half];
+            if m == 2 {
+                let (e, o) = dst.split_at_mut(half);
+                crate::kernels::deinterleave(src, &mut e[..pw + 1], &mut o[..pw + 1]);
+            } else {
+                for (p, ph) in dst.chunks_mut(half).enumerate() {
+                    crate::kernels::pick(&mut ph[..pw + 1], &src[p..], m);
+                }
             }
         }
-        let ev: [&[T]; 4] = std::array::from_fn(|i| &evens[slot[i] * half..(slot[i] + 1) * half]);
-        let od: [&[T]; 4] = std::array::from_fn(|i| &odds[slot[i] * half..(slot[i] + 1) * half]);
         let at = c * tcs + ty * pw;
-        crate::kernels::winograd_input(ev, od, &mut v[at..], cin * tcs, pw);
+        let part = |i: usize, p: usize| -> &[T] {
+            let base = (slot[i] * m + p) * half;
+            &phases[base..base + half]
+        };
+        if m == 2 {
+            let ev: [&[T]; 4] = std::array::from_fn(|i| part(i, 0));
+            let od: [&[T]; 4] = std::array::from_fn(|i| part(i, 1));
+            crate::kernels::winograd_input(ev, od, &mut v[at..], cin * tcs, pw);
+        } else {
+            let ph: [[&[T]; 4]; 6] = std::array::from_fn(|i| std::array::from_fn(|p| part(i, p)));
+            crate::kernels::winograd_input4(ph, &mut v[at..], cin * tcs, pw);
+        }
     }
 }
 
@@ -427,25 +491,31 @@ fn transform_input<T: Scalar>(
 /// `(channels, rows, ow)`); outputs past the plane's end are dropped.
 fn transform_output<T: Scalar>(
     out: &mut ArrayViewMut3<'_, T>,
-    m: &[T],
+    mp: &[T],
     y: &mut [T],
     oc: usize,
     (rows, pw, tx0): (usize, usize, usize),
     geo: &Geo,
 ) {
-    let tcs = geo.tcs;
+    let (tcs, m) = (geo.tcs, geo.tile);
     let out_rows = out.shape()[1];
-    let col0 = 2 * tx0;
-    let cols = (geo.ow - col0).min(2 * pw);
-    let whole = pw.next_multiple_of(BLOCK);
-    let (top, bottom) = y[..4 * whole].split_at_mut(2 * whole);
+    let col0 = m * tx0;
+    let cols = (geo.ow - col0).min(m * pw);
+    let line = m * pw.next_multiple_of(BLOCK);
     for o in 0..oc {
         let mut chan = out.index_axis_mut(Axis(0), o);
         for ty in 0..rows {
-            let src = &m[o * tcs + ty * pw..];
-            crate::kernels::winograd_output(src, oc * tcs, pw, top, bottom);
-            for (a, ya) in [&*top, &*bottom].into_iter().enumerate() {
-                let r = 2 * ty + a;
+            let src = &mp[o * tcs + ty * pw..];
+            let mut lines = y[..m * line].chunks_mut(line);
+            if m == 2 {
+                let (t, b) = (lines.next().unwrap(), lines.next().unwrap());
+                crate::kernels::winograd_output(src, oc * tcs, pw, t, b);
+            } else {
+                let four: [&mut [T]; 4] = std::array::from_fn(|_| lines.next().unwrap());
+                crate::kernels::winograd_output4(src, oc * tcs, pw, four);
+            }
+            for (a, ya) in y[..m * line].chunks(line).enumerate() {
+                let r = m * ty + a;
                 if r >= out_rows {
                     break;
                 }
