@@ -151,7 +151,7 @@ pub(crate) fn estimate<T: Scalar>(
         Method::Auto => return Err("auto is not a method".into()),
         Method::Winograd => match crate::method::winograd::refusal::<T>(spec) {
             Some(reason) => return Err(reason),
-            None => winograd::<T>(spec),
+            None => winograd::<T>(spec, threads),
         },
         Method::Fft | Method::FftFull if T::KIND == Kind::Integer => {
             return Err("FFT rounds; integers are computed exactly by the other methods".into())
@@ -318,13 +318,14 @@ fn im2col<T: Scalar>(spec: &ConvSpec) -> f64 {
 /// `winograd`: 16 products of (output × input channels) by (input channels × tiles), with
 /// the transforms of the input (per tile, input channel and point), of the products (per
 /// tile, output channel and point) and of the kernel (per channel pair) around them.
-fn winograd<T: Scalar>(spec: &ConvSpec) -> f64 {
+fn winograd<T: Scalar>(spec: &ConvSpec, threads: usize) -> f64 {
     let [cin_g, cout_g] = [
         spec.in_channels / spec.groups,
         spec.out_channels / spec.groups,
     ];
     let out = spec.out_spatial();
-    let m = crate::method::winograd::tile::<T>();
+    let planes = spec.batch * spec.groups * out[0];
+    let m = crate::method::winograd::tile::<T>([out[1], out[2]], [cin_g, cout_g], planes, threads);
     let tiles =
         (spec.batch * spec.groups * out[0] * out[1].div_ceil(m) * out[2].div_ceil(m)) as f64;
     let points = crate::method::winograd::points(m) as f64 * tiles;

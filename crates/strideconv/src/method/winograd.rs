@@ -50,13 +50,12 @@ use crate::Scalar;
 
 /// The method, with the transformed kernel of the last call kept for the next one.
 pub(crate) struct Winograd<T> {
-    /// Outputs per tile side: 2 (F(2×2, 3×3)) or 4 (F(4×4, 3×3)).
-    tile: usize,
     kept: Mutex<Option<Kept<T>>>,
 }
 
 /// A transformed kernel and the kernel it came from.
 struct Kept<T> {
+    tile: usize,
     shape: Vec<usize>,
     values: Vec<T>,
     u: Arc<Vec<T>>,
@@ -65,16 +64,34 @@ struct Kept<T> {
 impl<T: Scalar> Winograd<T> {
     pub(crate) fn new() -> Self {
         Winograd {
-            tile: tile::<T>(),
             kept: Mutex::new(None),
         }
     }
 }
 
-/// Outputs per tile side for `T`: F(4×4, 3×3) for float64 and complex128, whose rounding
-/// leaves room for its larger transform coefficients; F(2×2, 3×3) otherwise.
-pub(crate) fn tile<T: Scalar>() -> usize {
-    if matches!(T::NAME, "float64" | "complex128") {
+/// Outputs per tile side for `T` on `planes` planes of `oh × ow` outputs with `cin` and
+/// `cout` channels, on `threads` threads: F(4×4, 3×3) for float64 and complex128, whose
+/// rounding leaves room for its larger transform coefficients, unless its panels would be
+/// fewer than the threads; F(2×2, 3×3) otherwise.
+///
+/// Fewer panels than threads leave the threads to share output channels, each strip
+/// transforming the panel's input again, and each reading its share of a transformed kernel
+/// 36/9 the kernel's size for few tiles. Two threads, float64, F(4×4, 3×3) against
+/// F(2×2, 3×3): 3×3 256 → 256 @14, one image (one panel of 4 × 4 tiles) 2.33 against
+/// 1.66 ms, eight images 11.7 against 13.3 ms; 128 → 128 @28, one image (two panels)
+/// 1.28 against 1.42 ms; 64 → 64 @56 1.14 against 1.62 ms.
+pub(crate) fn tile<T: Scalar>(
+    [oh, ow]: [usize; 2],
+    [cin, cout]: [usize; 2],
+    planes: usize,
+    threads: usize,
+) -> usize {
+    if !matches!(T::NAME, "float64" | "complex128") {
+        return 2;
+    }
+    let th = oh.div_ceil(4);
+    let (rows, _) = panels::<T>(th, ow.div_ceil(4), cin, cout, points(4));
+    if planes * th.div_ceil(rows) >= threads {
         4
     } else {
         2
@@ -161,14 +178,14 @@ impl<T: Scalar> Winograd<T> {
     /// The transformed kernel of `k`: the kept one when `k` equals, value for value, the
     /// kernel of the last call (a plan called again with the same weights, as in
     /// inference), else made now (and kept, when not too large).
-    fn transformed(&self, k: ArrayView5<'_, T>, threads: usize) -> Arc<Vec<T>> {
+    fn transformed(&self, k: ArrayView5<'_, T>, tile: usize, threads: usize) -> Arc<Vec<T>> {
         let k = k.as_standard_layout();
         let flat = k.as_slice().expect("standard layout");
-        let pts = points(self.tile);
+        let pts = points(tile);
         let keep = (flat.len() + flat.len() / 9 * pts) * std::mem::size_of::<T>() <= KEPT_BYTES;
         let mut slot = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(kept) = slot.as_ref() {
-            if kept.shape == k.shape() && equal(&kept.values, flat) {
+            if kept.tile == tile && kept.shape == k.shape() && equal(&kept.values, flat) {
                 return kept.u.clone();
             }
         }
@@ -178,11 +195,12 @@ impl<T: Scalar> Winograd<T> {
             flat,
             k.shape()[0],
             k.shape()[1],
-            self.tile,
+            tile,
             threads,
         ));
         if keep {
             *slot = Some(Kept {
+                tile,
                 shape: k.shape().to_vec(),
                 values: flat.to_vec(),
                 u: u.clone(),
@@ -224,14 +242,21 @@ impl<T: Scalar> Algorithm<T> for Winograd<T> {
             return;
         }
         let threads = g.threads.max(1);
-        let u = self.transformed(k, threads);
+        let m = tile::<T>([oh, ow], [cin, cout], nb * od, threads);
+        let u = self.transformed(k, m, threads);
         let x = x.as_standard_layout();
-        let m = self.tile;
         let (th, tw) = (oh.div_ceil(m), ow.div_ceil(m));
-        // Tile rows per item: one panel's.
-        let (per, width) = panels::<T>(th, tw, cin, cout, points(m));
+        // Tile rows per item: one panel's, or fewer when the planes have fewer panels than
+        // there are threads (one small image: 256 → 256 @14 in float64 is one panel of 4 × 4
+        // tiles, which four channel strips below each transformed again; two panels of
+        // 2 × 4 and two strips: 2.40 → 1.6 ms on 2 threads).
+        let (mut per, width) = panels::<T>(th, tw, cin, cout, points(m));
+        let planes = nb * od;
+        if threads > 1 && planes * th.div_ceil(per) < threads {
+            per = th.div_ceil(threads.div_ceil(planes)).max(1);
+        }
         let tc = per * width;
-        let row_items = nb * od * th.div_ceil(per);
+        let row_items = planes * th.div_ceil(per);
         // Too few items for the threads (one small image): output channels are cut too, in
         // strips of the product's eight rows; each strip transforms the panel's input again.
         let strips = if threads > 1 && row_items < 2 * threads {
