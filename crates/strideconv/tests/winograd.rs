@@ -325,3 +325,72 @@ fn non_finite_values_under_winograd_and_auto() {
         &want
     ));
 }
+
+#[test]
+fn a_plan_reuses_its_transformed_kernel_only_for_an_equal_kernel() {
+    // The plan keeps the transformed kernel of its last call; the next call's kernel is
+    // compared with the kept one (in parallel pieces from 65536 values: 96 × 96 × 9 here).
+    // A kernel that differs in one value, or in a later piece only, must be transformed
+    // again.
+    let layout = Layout::Batched {
+        channels_last: false,
+    };
+    let opts = Options {
+        padding: Padding::Uniform(1, 1),
+        ..Options::strided(1)
+    };
+    let (xs, ks) = ([2, 96, 9, 10], [96, 96, 3, 3]);
+    let x = values(&xs, 21);
+    for threads in [1, 2] {
+        for ty in ["float64", "float32"] {
+            let spec = ConvSpec::new(&xs, &ks, layout.clone(), &opts).unwrap();
+            let check = |k: &ArrayD<f64>, case: &str| {
+                let want = compute(
+                    x.view(),
+                    k.view(),
+                    layout.clone(),
+                    &opts,
+                    on(Method::Naive, 1),
+                )
+                .unwrap();
+                let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                (want, scale, case.to_string())
+            };
+            let mut k = values(&ks, 22);
+            let mut cases = vec![check(&k, "first call")];
+            let mut kernels = vec![k.clone()];
+            kernels.push(k.clone()); // the same values again: the kept transform
+            cases.push(check(&k, "equal kernel"));
+            k[[95, 95, 2, 2]] += 0.5; // the last value, in the last piece
+            kernels.push(k.clone());
+            cases.push(check(&k, "last value changed"));
+            k[[0, 0, 0, 0]] -= 0.25; // the first value
+            kernels.push(k.clone());
+            cases.push(check(&k, "first value changed"));
+            if ty == "float64" {
+                let plan = Plan::<f64>::new(spec, Method::Winograd, Some(threads)).unwrap();
+                for (k, (want, scale, case)) in kernels.iter().zip(&cases) {
+                    let got = plan.execute(x.view(), k.view()).unwrap();
+                    let off = common::worst(&got, want);
+                    assert!(
+                        off < 1e-12 * scale,
+                        "{case}, {threads} threads: off by {off}"
+                    );
+                }
+            } else {
+                let plan = Plan::<f32>::new(spec, Method::Winograd, Some(threads)).unwrap();
+                let x32 = x.mapv(|v| v as f32);
+                for (k, (want, scale, case)) in kernels.iter().zip(&cases) {
+                    let got = plan
+                        .execute(x32.view(), k.mapv(|v| v as f32).view())
+                        .unwrap();
+                    let off = common::worst(&got.mapv(f64::from), want);
+                    assert!(
+                        off < 1e-4 * scale,
+                        "{case}, float32, {threads} threads: off by {off}"
+                    );
+                }
+            }
+        }
+    }
+}
