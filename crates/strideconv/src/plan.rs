@@ -46,7 +46,8 @@ pub enum Method {
     Fft,
     /// Output rows accumulated along contiguous memory, stride-native.
     Direct,
-    /// Minimal filtering F(2×2, 3×3): stride-1 3×3 kernels, floats.
+    /// Minimal filtering, F(2×2, 3×3) or F(4×4, 3×3): stride-1 3×3 kernels, float and
+    /// complex dtypes.
     Winograd,
 }
 

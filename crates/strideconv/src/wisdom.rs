@@ -294,6 +294,7 @@ pub fn calibrate(mut progress: impl FnMut(&str)) -> Result<Wisdom> {
     measure_ratios::<f64>(&layer, &mut cnn)?;
     measure_ratios::<f32>(&layer, &mut cnn)?;
     measure_ratios::<num_complex::Complex64>(&layer, &mut cnn)?;
+    // Geometric mean of the measured ÷ estimated ratios of one method and kind.
     let mean = |rs: &[(Method, Kind, f64)], m: Method, k: Kind| -> Option<f64> {
         let logs: Vec<f64> = (rs.iter())
             .filter(|r| r.0 == m && r.1 == k)
@@ -314,13 +315,7 @@ pub fn calibrate(mut progress: impl FnMut(&str)) -> Result<Wisdom> {
     w.scales.clear();
     for m in Method::ALL {
         for k in [Kind::Real, Kind::Complex, Kind::Integer] {
-            let logs: Vec<f64> = ratios
-                .iter()
-                .filter(|r| r.0 == m && r.1 == k)
-                .map(|r| r.2.ln())
-                .collect();
-            if !logs.is_empty() {
-                let scale = (logs.iter().sum::<f64>() / logs.len() as f64).exp();
+            if let Some(scale) = mean(&ratios, m, k) {
                 w.scales.push(ScaleEntry {
                     method: m.name().into(),
                     kind: kind_name(k).into(),

@@ -222,6 +222,42 @@ pub(crate) fn kernel_points<T: Scalar>(src: &[T], dst: &mut [T]) {
     }
 }
 
+/// The 3×3 kernels of channels `c0 .. c0 + b` (`b ≤ BLOCK`, 9 values each in `src`), tap
+/// by tap with the channels side by side. A whole block is one contiguous run: one copy of
+/// constant length, then a transpose at constant indices.
+#[inline(always)]
+fn taps<T: Scalar>(src: &[T], c0: usize, b: usize) -> [[T; BLOCK]; 9] {
+    let mut g = [[T::zero(); BLOCK]; 9];
+    if b == BLOCK {
+        let run: &[T; 9 * BLOCK] = src[c0 * 9..(c0 + BLOCK) * 9].try_into().expect("a block");
+        for (tap, gt) in g.iter_mut().enumerate() {
+            for (j, v) in gt.iter_mut().enumerate() {
+                *v = run[j * 9 + tap];
+            }
+        }
+    } else {
+        for (tap, gt) in g.iter_mut().enumerate() {
+            for (j, v) in gt.iter_mut().enumerate().take(b) {
+                *v = src[(c0 + j) * 9 + tap];
+            }
+        }
+    }
+    g
+}
+
+/// The first `b ≤ BLOCK` values of `vals` to `dst` from `at` (a whole block as one copy of
+/// constant length).
+#[inline(always)]
+fn put<T: Copy>(dst: &mut [T], at: usize, vals: &[T; BLOCK], b: usize) {
+    if b == BLOCK {
+        dst[at..at + BLOCK].copy_from_slice(vals);
+    } else {
+        for (d, &v) in dst[at..at + b].iter_mut().zip(vals) {
+            *d = v;
+        }
+    }
+}
+
 #[inline(always)]
 fn kernel_body<T: Scalar>(src: &[T], dst: &mut [T]) {
     let cin = src.len() / 9;
@@ -233,24 +269,7 @@ fn kernel_body<T: Scalar>(src: &[T], dst: &mut [T]) {
     let mut c0 = 0;
     while c0 < cin {
         let b = BLOCK.min(cin - c0);
-        // Tap by tap, the block's channels side by side.
-        let mut g = [[T::zero(); BLOCK]; 9];
-        if b == BLOCK {
-            // The block's kernels are one contiguous run: one copy of constant length, then
-            // a transpose at constant indices.
-            let run: &[T; 9 * BLOCK] = src[c0 * 9..(c0 + BLOCK) * 9].try_into().expect("a block");
-            for (tap, gt) in g.iter_mut().enumerate() {
-                for (j, v) in gt.iter_mut().enumerate() {
-                    *v = run[j * 9 + tap];
-                }
-            }
-        } else {
-            for (tap, gt) in g.iter_mut().enumerate() {
-                for (j, v) in gt.iter_mut().enumerate().take(b) {
-                    *v = src[(c0 + j) * 9 + tap];
-                }
-            }
-        }
+        let g = taps(src, c0, b);
         // G g: four rows of three taps; then (G g) Gᵀ, four points per row.
         let mut t = [[[T::zero(); BLOCK]; 3]; 4];
         for j in 0..3 {
@@ -271,14 +290,7 @@ fn kernel_body<T: Scalar>(src: &[T], dst: &mut [T]) {
                 row[3][l] = r[2][l];
             }
             for (nu, vals) in row.iter().enumerate() {
-                let at = (4 * xi + nu) * cin + c0;
-                if b == BLOCK {
-                    dst[at..at + BLOCK].copy_from_slice(vals);
-                } else {
-                    for (d, &v) in dst[at..at + b].iter_mut().zip(vals) {
-                        *d = v;
-                    }
-                }
+                put(dst, (4 * xi + nu) * cin + c0, vals, b);
             }
         }
         c0 += b;
@@ -430,26 +442,14 @@ fn kernel4_body<T: Scalar>(src: &[T], dst: &mut [T]) {
     let mut c0 = 0;
     while c0 < cin {
         let b = BLOCK.min(cin - c0);
-        let mut g = [[T::zero(); BLOCK]; 9];
-        for (tap, gt) in g.iter_mut().enumerate() {
-            for (j, v) in gt.iter_mut().enumerate().take(b) {
-                *v = src[(c0 + j) * 9 + tap];
-            }
-        }
+        let g = taps(src, c0, b);
         // G g: column j of the kernel (taps j, 3 + j, 6 + j) to six rows; then each row ξ
         // (three values) to six points.
         let cols: [[Lanes<T>; 6]; 3] = std::array::from_fn(|j| g6([g[j], g[3 + j], g[6 + j]]));
         for xi in 0..6 {
             let pts = g6([cols[0][xi], cols[1][xi], cols[2][xi]]);
             for (nu, vals) in pts.iter().enumerate() {
-                let at = (6 * xi + nu) * cin + c0;
-                if b == BLOCK {
-                    dst[at..at + BLOCK].copy_from_slice(vals);
-                } else {
-                    for (d, &v) in dst[at..at + b].iter_mut().zip(vals) {
-                        *d = v;
-                    }
-                }
+                put(dst, (6 * xi + nu) * cin + c0, vals, b);
             }
         }
         c0 += b;

@@ -247,9 +247,10 @@ impl<T: Scalar> Algorithm<T> for Winograd<T> {
         let x = x.as_standard_layout();
         let (th, tw) = (oh.div_ceil(m), ow.div_ceil(m));
         // Tile rows per item: one panel's, or fewer when the planes have fewer panels than
-        // there are threads (one small image: 256 → 256 @14 in float64 is one panel of 4 × 4
-        // tiles, which four channel strips below each transformed again; two panels of
-        // 2 × 4 and two strips: 2.40 → 1.6 ms on 2 threads).
+        // there are threads, so that channel strips below, which each transform the input
+        // again, are fewer (256 → 256 @14 in float64 with F(4×4, 3×3), before `tile` sent it
+        // to F(2×2, 3×3): one panel in four strips 2.31 ms, two panels in two 2.12 ms, on 2
+        // threads).
         let (mut per, width) = panels::<T>(th, tw, cin, cout, points(m));
         let planes = nb * od;
         if threads > 1 && planes * th.div_ceil(per) < threads {
@@ -289,7 +290,6 @@ impl<T: Scalar> Algorithm<T> for Winograd<T> {
         }
         let geo = Geo {
             tile: m,
-            points: points(m),
             cin,
             cout,
             ow,
@@ -308,9 +308,8 @@ impl<T: Scalar> Algorithm<T> for Winograd<T> {
 
 /// Sizes shared by every item of a call.
 struct Geo {
-    /// Outputs per tile side, and points per tile.
+    /// Outputs per tile side.
     tile: usize,
-    points: usize,
     cin: usize,
     cout: usize,
     ow: usize,
@@ -351,8 +350,8 @@ impl<T: Scalar> Scratch<T> {
         let (m, alpha) = (geo.tile, geo.tile + 2);
         Scratch {
             // Written before they are read (every panel's tiles, then its products).
-            v: crate::kernels::output::<T>(geo.points * geo.cin * geo.tcs),
-            m: crate::kernels::output::<T>(geo.points * geo.cout * geo.tcs),
+            v: crate::kernels::output::<T>(points(geo.tile) * geo.cin * geo.tcs),
+            m: crate::kernels::output::<T>(points(geo.tile) * geo.cout * geo.tcs),
             phases: vec![T::zero(); alpha * m * (whole + 1)],
             row: vec![T::zero(); m * (piece + 1)],
             y: vec![T::zero(); m * m * whole],
@@ -423,7 +422,7 @@ fn run_item<T: Scalar>(
 ) {
     let oc = item.out.shape()[0];
     let rows = item.out.shape()[1].div_ceil(geo.tile);
-    let pts = geo.points;
+    let pts = points(geo.tile);
     let (tw, tc, tcs, cin) = (geo.tw, geo.tc, geo.tcs, geo.cin);
     // Panels: the item's tile rows whole, or pieces of its one row when a row is longer
     // than a panel.
