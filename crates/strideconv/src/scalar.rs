@@ -53,6 +53,12 @@ pub trait Scalar:
     fn is_finite(self) -> bool;
     /// Magnitude as `f64`, for tolerances and overflow bounds.
     fn magnitude(self) -> f64;
+    /// Magnitude as a whole number: exact for integers (the overflow bound adds these
+    /// without a float conversion per element); floats round toward zero and saturate.
+    #[inline(always)]
+    fn whole_magnitude(self) -> u128 {
+        self.magnitude() as u128
+    }
     /// The constant padding value from its `f64` spelling.
     fn from_f64(v: f64) -> Self;
     /// `self + a·b`, fused (one rounding) for real floats. Only called by kernels compiled
@@ -135,6 +141,10 @@ impl Scalar for i128 {
     #[inline(always)]
     fn magnitude(self) -> f64 {
         self.unsigned_abs() as f64
+    }
+    #[inline(always)]
+    fn whole_magnitude(self) -> u128 {
+        self.unsigned_abs()
     }
     #[inline(always)]
     fn from_f64(v: f64) -> Self {

@@ -85,6 +85,33 @@ fn products_that_could_leave_128_bits_are_refused() {
     assert!(matches!(err, Error::Overflow { .. }), "{err}");
 }
 
+#[test]
+fn the_accumulator_bound_is_exact_at_its_edge() {
+    // max|x| · Σ|k| just below 2^125 is computed exactly in the 128-bit accumulator; at 2^125
+    // it is refused, by every exact method. Negative values count by their magnitude.
+    let p = 1i64 << 62;
+    let x = array![p, -p, p];
+    let spec = |k: &[usize]| ConvSpec::new(&[3], k, SIGNAL, &Options::default()).unwrap();
+    for m in exact_methods() {
+        let below = array![-p, p - 1];
+        let plan = Plan::<i128>::new(spec(&[2]), m, Some(1)).unwrap();
+        let got = plan
+            .execute_compute(x.view().into_dyn(), below.view().into_dyn())
+            .unwrap();
+        let (p, q) = (i128::from(p), i128::from(p - 1));
+        assert_eq!(
+            got.into_raw_vec_and_offset().0,
+            vec![-p * p - p * q, p * p + p * q],
+            "{m}"
+        );
+        let at = array![-(1i64 << 62), 1i64 << 62];
+        let err = plan
+            .execute_compute(x.view().into_dyn(), at.view().into_dyn())
+            .unwrap_err();
+        assert!(err.to_string().contains("128-bit"), "{m}: {err}");
+    }
+}
+
 fn spec_err(x: &[usize], k: &[usize], layout: Layout, o: Options) -> Error {
     ConvSpec::new(x, k, layout, &o).unwrap_err()
 }
