@@ -127,6 +127,39 @@ fn outputs_in_bands_and_short_kernels() {
 }
 
 #[test]
+fn kept_spectra_serve_an_equal_kernel_only() {
+    // A contiguous kernel of 90000 values is compared in parallel pieces; changing its first
+    // or its last value must transform it again. The reference is a fresh plan per call.
+    let mut rng = Rng(15);
+    let (xs, ks) = ([360, 360], [300, 300]);
+    let signal = Layout::Signal {
+        channel_axis: None,
+        kernel_broadcast: false,
+    };
+    let spec = ConvSpec::new(&xs, &ks, signal, &Options::strided(2)).unwrap();
+    let plan = Plan::<f64>::new(spec.clone(), Method::Fft, Some(2)).unwrap();
+    let x = random(&xs, &mut rng);
+    let a = random(&ks, &mut rng);
+    let mut first = a.clone();
+    first[[0, 0]] += 1.0;
+    let mut last = a.clone();
+    last[[299, 299]] -= 1.0;
+    for (name, k) in [
+        ("a", &a),
+        ("last", &last),
+        ("a", &a),
+        ("first", &first),
+        ("a", &a),
+    ] {
+        let got = plan.execute(x.view(), k.view()).unwrap();
+        let fresh = Plan::<f64>::new(spec.clone(), Method::Fft, Some(2)).unwrap();
+        let want = fresh.execute(x.view(), k.view()).unwrap();
+        let (diff, scale) = compare(&got, &want);
+        assert!(diff <= 1e-12 * scale, "kernel {name}: off by {diff}");
+    }
+}
+
+#[test]
 fn one_plan_with_new_and_repeated_kernels() {
     let mut rng = Rng(14);
     let (xs, ks) = ([90, 90, 6], [20, 20, 6]);

@@ -550,7 +550,10 @@ impl<T: FftScalar> KernelSpectra<T> {
             && self.stride == g.stride
             && self.dilation == g.dilation
             && self.shape == k.shape()
-            && self.values.iter().eq(k.iter())
+            && match k.as_slice() {
+                Some(k) => super::equal(&self.values, k, g.threads),
+                None => self.values.iter().eq(k.iter()),
+            }
     }
 }
 

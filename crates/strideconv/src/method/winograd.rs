@@ -185,7 +185,10 @@ impl<T: Scalar> Winograd<T> {
         let keep = (flat.len() + flat.len() / 9 * pts) * std::mem::size_of::<T>() <= KEPT_BYTES;
         let mut slot = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(kept) = slot.as_ref() {
-            if kept.tile == tile && kept.shape == k.shape() && equal(&kept.values, flat, threads) {
+            if kept.tile == tile
+                && kept.shape == k.shape()
+                && super::equal(&kept.values, flat, threads)
+            {
                 return kept.u.clone();
             }
         }
@@ -357,31 +360,6 @@ impl<T: Scalar> Scratch<T> {
             y: vec![T::zero(); m * m * whole],
         }
     }
-}
-
-/// `a == b` element by element (NaN unequal to itself, as `==` has it), in blocks without
-/// an early exit, which the compiler vectorises (a slice's `==` stops at the first
-/// difference and compares one element at a time: 12% of a 256 → 256 @14 call), spread
-/// over `threads` threads when long.
-fn equal<T: Scalar>(a: &[T], b: &[T], threads: usize) -> bool {
-    let same = |a: &[T], b: &[T]| {
-        a.chunks(64)
-            .zip(b.chunks(64))
-            .all(|(x, y)| x.iter().zip(y).fold(true, |all, (p, q)| all & (p == q)))
-    };
-    if a.len() != b.len() {
-        return false;
-    }
-    if threads <= 1 || a.len() < 1 << 16 {
-        return same(a, b);
-    }
-    let piece = a.len().div_ceil(threads);
-    crate::team::map(threads, threads, |i| {
-        let r = (i * piece).min(a.len())..((i + 1) * piece).min(a.len());
-        same(&a[r.clone()], &b[r])
-    })
-    .into_iter()
-    .all(|s| s)
 }
 
 /// The kernel (`cout × cin` 3×3 kernels, contiguous) in the transformed domain,
