@@ -17,7 +17,7 @@ import numpy as np
 import ours
 import peers
 import scipy.signal
-from timing import Measurement, measure
+from timing import Measurement, measure, measure_together
 from workloads import Layer, SeedCell, StreamCell
 
 #: Relative tolerance (of the largest reference magnitude) per dtype.
@@ -193,23 +193,26 @@ def layer_inputs(layer: Layer, batch: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def measure_layer(layer: Layer, batch: int, dtype: str, x, w, reference, settings) -> Row:
-    """Time every CNN peer and strideconv.conv2d on one layer, 2 threads."""
+    """Time every CNN peer and strideconv.conv2d on one layer, 2 threads, their repeats
+    interleaved (`measure_together`)."""
     x, w = x.astype(dtype), w.astype(dtype)
     args = (layer.stride, layer.padding, layer.groups)
-    results = {}
+    results, calls = {}, {}
+    mine = "strideconv"
     with peers.thread_limit(2):
         for name, factory in peers.LAYER_PEERS:
             try:
-                call = factory(x, w, *args)
+                calls[name] = factory(x, w, *args)
             except peers.Unavailable as exc:
                 results[name] = not_available(str(exc))
-                continue
-            results[name] = measure(call, reference, RTOL[dtype], settings.budget)
+        if ours.available():
+            calls[mine] = ours.layer_call(x, w, *args)
+        results |= measure_together(calls, reference, RTOL[dtype], settings.budget)
     case = (layer, batch, dtype)
-    if not ours.available():
-        return Row(case, results, not_available("strideconv not importable"))
-    mine = measure(ours.layer_call(x, w, *args), reference, RTOL[dtype], settings.budget)
-    return Row(case, results, mine, ours.layer_method(x, w, *args))
+    peer_results = {name: results[name] for name, _ in peers.LAYER_PEERS}
+    if mine not in results:
+        return Row(case, peer_results, not_available("strideconv not importable"))
+    return Row(case, peer_results, results[mine], ours.layer_method(x, w, *args))
 
 
 def run_layers(cells: list[tuple[Layer, int, str]], settings: Settings) -> list[Row]:

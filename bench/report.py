@@ -176,7 +176,9 @@ def header_section(meta: dict, peaks: Peaks) -> list[str]:
             f"- Method: every implementation runs once and is checked against a float64 reference "
             f"(tolerance {meta['rtol']} of the largest reference magnitude), runs once more "
             "untimed, then the best per-call time of 3-7 timed repeats (each ≥ 20 ms of calls) is "
-            "kept. All in one process, side by side. No result is cached between calls. After "
+            "kept; on CNN layers the implementations' repeats are interleaved (round r times "
+            "repeat r of each in turn), so a slow spell of the machine falls on all of them. "
+            "All in one process, side by side. No result is cached between calls. After "
             "the window-view peer on 2 threads the run waits 0.25 s, until OpenBLAS's threads stop "
             "spinning (they slowed whatever was timed next, by up to 2.6×)."
         ),

@@ -45,25 +45,54 @@ def check_close(result, reference: np.ndarray, rtol: float) -> None:
         raise WrongResult(f"max error {error:.3g} > {rtol:.0e} x scale {scale:.3g}")
 
 
-def best_time(call: Callable[[], object], first_seconds: float, budget: float) -> float:
-    """Best seconds per call of `call`, given that one call took `first_seconds`.
+def repeats_for(first_seconds: float, budget: float) -> tuple[int, int]:
+    """(calls per repeat, repeats) for a call that took `first_seconds`.
 
-    Runs at least 3 repeats (1 if a single call is longer than `budget`); each repeat loops
+    At least 3 repeats (1 if a single call is longer than `budget`); each repeat loops
     enough calls to last about 20 ms, so short calls are not dominated by timer resolution.
     """
     if first_seconds >= budget:
-        start = time.perf_counter()
-        call()
-        return min(first_seconds, time.perf_counter() - start)
+        return 1, 1
     loops = max(1, int(0.02 / max(first_seconds, 1e-9)))
     repeats = max(3, min(7, int(budget / max(first_seconds * loops, 1e-9))))
-    best = first_seconds
-    for _ in range(repeats):
+    return loops, repeats
+
+
+def time_repeat(call: Callable[[], object], loops: int) -> float:
+    """Seconds per call of one repeat: `loops` calls in a row."""
+    start = time.perf_counter()
+    for _ in range(loops):
+        call()
+    return (time.perf_counter() - start) / loops
+
+
+def best_time(call: Callable[[], object], first_seconds: float, budget: float) -> float:
+    """Best seconds per call of `call`, given that one call took `first_seconds`."""
+    loops, repeats = repeats_for(first_seconds, budget)
+    return min([first_seconds] + [time_repeat(call, loops) for _ in range(repeats)])
+
+
+def warm_up(call: Callable[[], object], reference: np.ndarray | None, rtol: float, budget: float):
+    """Call once and check the result against `reference` (if given); call once more,
+    untimed, when the first was cheap, so lazy initialisation (thread pools, JIT, FFT plans)
+    stays out of the timed calls. Returns the seconds of the last call."""
+    start = time.perf_counter()
+    result = call()
+    first = time.perf_counter() - start
+    if reference is not None:
+        check_close(result, reference, rtol)
+    if first < budget:
         start = time.perf_counter()
-        for _ in range(loops):
-            call()
-        best = min(best, (time.perf_counter() - start) / loops)
-    return best
+        call()
+        first = time.perf_counter() - start
+    return first
+
+
+def failure(exc: Exception) -> Measurement:
+    """The note of an implementation that raised or disagreed with the reference."""
+    if isinstance(exc, WrongResult):
+        return Measurement(note=f"WRONG: {exc}")
+    return Measurement(note=f"failed: {type(exc).__name__}: {str(exc)[:80]}")
 
 
 def measure(
@@ -78,19 +107,54 @@ def measure(
     peer never stops the run.
     """
     try:
-        start = time.perf_counter()
-        result = call()
-        first = time.perf_counter() - start
-        if reference is not None:
-            check_close(result, reference, rtol)
-        # A second untimed warm-up call when the first was cheap: lazy initialisation
-        # (thread pools, JIT, FFT plans) then stays out of the timed calls.
-        if first < budget:
-            start = time.perf_counter()
-            call()
-            first = time.perf_counter() - start
+        first = warm_up(call, reference, rtol, budget)
         return Measurement(best_time(call, first, budget))
-    except WrongResult as exc:
-        return Measurement(note=f"WRONG: {exc}")
     except Exception as exc:  # noqa: BLE001 - any peer failure is reported, not raised
-        return Measurement(note=f"failed: {type(exc).__name__}: {str(exc)[:80]}")
+        return failure(exc)
+
+
+# Pause before each interleaved repeat: the thread pools of the implementation timed just
+# before (OpenMP, onnxruntime's, XLA's, ours) spin for a while after their last call, and on
+# a 2-core machine they took the cores from the next one (first interleaved run without it:
+# strideconv's 7×7 stem 1.59 ms against 1.19 ms timed alone, torch's 1×1 layer likewise
+# slowed after onnxruntime).
+SETTLE_SECONDS = 0.05
+
+
+def measure_together(
+    calls: dict[str, Callable[[], object]],
+    reference: np.ndarray | None,
+    rtol: float,
+    budget: float = 0.5,
+) -> dict[str, Measurement]:
+    """`measure` for several implementations of one case, their repeats interleaved.
+
+    Each is warmed up and checked first; then round r times repeat r of every
+    implementation in turn (each its own number of calls per repeat and of repeats), so a
+    slow spell of a shared machine falls on all of them instead of on whichever was being
+    timed, and their ratios hold better than their times.
+    """
+    results: dict[str, Measurement] = {}
+    timing: dict[str, tuple[int, int]] = {}
+    best: dict[str, float] = {}
+    for name, call in calls.items():
+        try:
+            first = warm_up(call, reference, rtol, budget)
+        except Exception as exc:  # noqa: BLE001
+            results[name] = failure(exc)
+            continue
+        timing[name] = repeats_for(first, budget)
+        best[name] = first
+    rounds = max((repeats for _, repeats in timing.values()), default=0)
+    for r in range(rounds):
+        for name, (loops, repeats) in timing.items():
+            if r >= repeats or name in results:
+                continue
+            time.sleep(SETTLE_SECONDS)
+            try:
+                best[name] = min(best[name], time_repeat(calls[name], loops))
+            except Exception as exc:  # noqa: BLE001
+                results[name] = failure(exc)
+    return {
+        name: results[name] if name in results else Measurement(best[name]) for name in calls
+    }
