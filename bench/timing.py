@@ -116,8 +116,11 @@ def measure(
 # Pause before each interleaved repeat: the thread pools of the implementation timed just
 # before (OpenMP, onnxruntime's, XLA's, ours) spin for a while after their last call, and on
 # a 2-core machine they took the cores from the next one (first interleaved run without it:
-# strideconv's 7×7 stem 1.59 ms against 1.19 ms timed alone, torch's 1×1 layer likewise
-# slowed after onnxruntime).
+# strideconv's 7×7 stem 1.59 ms against 1.19 ms timed alone). Then one untimed call, so that each repeat starts with its own
+# data in cache and its threads awake, as the later repeats of a sequential timing do (in
+# the first full run with the pause alone, batch-8 layers read slower for every
+# implementation than in the sequential run before: the stem 10.8 → 12.3 ms for torch,
+# 9.0 → 11.6 ms for strideconv).
 SETTLE_SECONDS = 0.05
 
 
@@ -130,9 +133,9 @@ def measure_together(
     """`measure` for several implementations of one case, their repeats interleaved.
 
     Each is warmed up and checked first; then round r times repeat r of every
-    implementation in turn (each its own number of calls per repeat and of repeats), so a
-    slow spell of a shared machine falls on all of them instead of on whichever was being
-    timed, and their ratios hold better than their times.
+    implementation in turn (each its own number of calls per repeat and of repeats, each
+    repeat after a pause and one untimed call), so a slow spell of a shared machine falls on
+    all of them instead of on whichever was being timed.
     """
     results: dict[str, Measurement] = {}
     timing: dict[str, tuple[int, int]] = {}
@@ -152,6 +155,7 @@ def measure_together(
                 continue
             time.sleep(SETTLE_SECONDS)
             try:
+                calls[name]()
                 best[name] = min(best[name], time_repeat(calls[name], loops))
             except Exception as exc:  # noqa: BLE001
                 results[name] = failure(exc)
