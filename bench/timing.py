@@ -116,11 +116,11 @@ def measure(
 # Pause before each interleaved repeat: the thread pools of the implementation timed just
 # before (OpenMP, onnxruntime's, XLA's, ours) spin for a while after their last call, and on
 # a 2-core machine they took the cores from the next one (first interleaved run without it:
-# strideconv's 7×7 stem 1.59 ms against 1.19 ms timed alone). Then one untimed call, so that each repeat starts with its own
-# data in cache and its threads awake, as the later repeats of a sequential timing do (in
-# the first full run with the pause alone, batch-8 layers read slower for every
-# implementation than in the sequential run before: the stem 10.8 → 12.3 ms for torch,
-# 9.0 → 11.6 ms for strideconv).
+# strideconv's 7×7 stem 1.59 ms against 1.19 ms timed alone). Then one untimed call, so that
+# each repeat starts with its own data in cache and its threads awake, as the later repeats
+# of a sequential timing do (in the first full run with the pause alone, batch-8 layers read
+# slower for every implementation than in the sequential run before: the stem 10.8 → 12.3
+# ms for torch, 9.0 → 11.6 ms for strideconv).
 SETTLE_SECONDS = 0.05
 
 

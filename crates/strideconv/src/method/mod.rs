@@ -110,8 +110,8 @@ fn chunks<T>(mut v: ArrayViewMut5<'_, T>, axis: usize, chunk: usize) -> Vec<Arra
 
 /// `a == b` element by element (NaN unequal to itself, as `==` has it), in blocks without
 /// an early exit, which the compiler vectorises (a slice's `==` stops at the first
-/// difference and compares one element at a time: 12% of a winograd 256 → 256 @14 call), spread
-/// over `threads` threads when long.
+/// difference and compares one element at a time: 12% of a winograd 256 → 256 @14 call),
+/// spread over `threads` threads when long.
 pub(super) fn equal<T: Scalar>(a: &[T], b: &[T], threads: usize) -> bool {
     let same = |a: &[T], b: &[T]| {
         a.chunks(64)
