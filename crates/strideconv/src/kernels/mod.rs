@@ -153,6 +153,86 @@ pub(crate) fn rows<T: Scalar>(buf: &[T], starts: &[usize], weights: &[T], out: &
     }
 }
 
+/// The taps of two output rows computed together by [`rows2`], for a kernel whose rows the
+/// second output row reads `q` kernel rows lower in the same buffer rows: the buffer
+/// positions only the first row reads (`only_a`, with its weights `wa`), those both read
+/// (`shared`, relative to the first row, with the first row's weight `shared_a` and the
+/// second's `shared_b`), and those only the second reads (`only_b`, `wb`).
+pub(crate) struct PairTaps<'a, T> {
+    pub only_a: &'a [usize],
+    pub wa: &'a [T],
+    pub shared: &'a [usize],
+    pub shared_a: &'a [T],
+    pub shared_b: &'a [T],
+    pub only_b: &'a [usize],
+    pub wb: &'a [T],
+}
+
+/// Two output rows at once: `a[j] = Σ wa·buf[base + only_a + j] + Σ shared_a·buf[base +
+/// shared + j]` and `b[j] = Σ shared_b·buf[base + shared + j] + Σ wb·buf[base + only_b +
+/// j]`, for `j < a.len()` (`b` as long). A buffer position both rows read is loaded once
+/// for both: with a tall kernel (stride 2, 17 rows) nearly every load then feeds two
+/// multiply-adds instead of one, where [`rows`] was bound by its loads (unaligned vectors,
+/// most crossing a cache line). Each output accumulates its taps in the order [`rows`]
+/// does for a kernel of one channel and depth: only-a then shared for the first row, shared
+/// then only-b for the second, so the sums are the same to the bit there.
+///
+/// `buf` must hold `base + s + round_up(a.len(), PAD)` elements for every position `s`.
+pub(crate) fn rows2<T: Scalar>(
+    buf: &[T],
+    base: usize,
+    taps: &PairTaps<'_, T>,
+    a: &mut [T],
+    b: &mut [T],
+) {
+    assert_eq!(taps.only_a.len(), taps.wa.len());
+    assert_eq!(taps.only_b.len(), taps.wb.len());
+    assert!(taps.shared.len() == taps.shared_a.len() && taps.shared.len() == taps.shared_b.len());
+    assert_eq!(a.len(), b.len(), "rows2: rows of unequal length");
+    let far = [taps.only_a, taps.shared, taps.only_b]
+        .iter()
+        .flat_map(|s| s.iter())
+        .max()
+        .map_or(0, |&s| base + s + a.len().next_multiple_of(PAD));
+    assert!(
+        far <= buf.len(),
+        "row buffer too short: {} < {far}",
+        buf.len()
+    );
+    // Accumulators: 512 bytes a row with AVX-512 (16 of its 32 registers for both rows),
+    // 128 bytes with AVX2 (8 of 16); fewer for short rows.
+    let isa = isa();
+    let bytes = if isa == Isa::Avx512 { 512 } else { 128 };
+    let elems = (bytes / std::mem::size_of::<T>()).max(1);
+    let chunk = if a.len() * 2 <= elems {
+        (a.len().next_power_of_two()).max(4).min(elems)
+    } else {
+        elems
+    };
+    macro_rules! go {
+        ($b:literal) => {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `isa()` returns Avx512 only when avx512f, avx512vl and fma were
+                // detected on this CPU.
+                Isa::Avx512 => unsafe { avx512::rows2::<T, $b>(buf, base, taps, a, b) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `isa()` returns Avx2 only when avx2 and fma were detected.
+                Isa::Avx2 => unsafe { avx2::rows2::<T, $b>(buf, base, taps, a, b) },
+                _ => rows2_body::<T, $b, false>(buf, base, taps, a, b),
+            }
+        };
+    }
+    match chunk {
+        0..=4 => go!(4),
+        5..=8 => go!(8),
+        9..=16 => go!(16),
+        17..=32 => go!(32),
+        33..=64 => go!(64),
+        _ => go!(128),
+    }
+}
+
 /// Whether `s` holds a NaN or an infinity (never, for integers: `v − v` is then zero).
 ///
 /// The scan `auto` makes of every input before an FFT plan runs; compiled for the detected
@@ -225,9 +305,54 @@ fn rows_body<T: Scalar, const B: usize, const FMA: bool>(
     }
 }
 
+/// [`rows2`]'s body; `FMA` as for [`rows_body`].
+#[inline(always)]
+fn rows2_body<T: Scalar, const B: usize, const FMA: bool>(
+    buf: &[T],
+    base: usize,
+    taps: &PairTaps<'_, T>,
+    a: &mut [T],
+    b: &mut [T],
+) {
+    let n = a.len();
+    let block = |s: usize, j0: usize| -> &[T; B] {
+        buf[base + s + j0..base + s + j0 + B]
+            .try_into()
+            .expect("B elements")
+    };
+    let mut j0 = 0;
+    while j0 < n {
+        let mut acc_a = [T::zero(); B];
+        let mut acc_b = [T::zero(); B];
+        for (&s, &w) in taps.only_a.iter().zip(taps.wa) {
+            let src = block(s, j0);
+            for j in 0..B {
+                acc_a[j] = mac::<T, FMA>(acc_a[j], w, src[j]);
+            }
+        }
+        for ((&s, &wa), &wb) in taps.shared.iter().zip(taps.shared_a).zip(taps.shared_b) {
+            let src = block(s, j0);
+            for j in 0..B {
+                acc_a[j] = mac::<T, FMA>(acc_a[j], wa, src[j]);
+                acc_b[j] = mac::<T, FMA>(acc_b[j], wb, src[j]);
+            }
+        }
+        for (&s, &w) in taps.only_b.iter().zip(taps.wb) {
+            let src = block(s, j0);
+            for j in 0..B {
+                acc_b[j] = mac::<T, FMA>(acc_b[j], w, src[j]);
+            }
+        }
+        let m = B.min(n - j0);
+        a[j0..j0 + m].copy_from_slice(&acc_a[..m]);
+        b[j0..j0 + m].copy_from_slice(&acc_b[..m]);
+        j0 += B;
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{non_finite_body, rows_body};
+    use super::{non_finite_body, rows2_body, rows_body, PairTaps};
     use crate::Scalar;
 
     /// # Safety
@@ -247,12 +372,25 @@ mod avx2 {
         out: &mut [T],
     ) {
         rows_body::<T, B, true>(buf, starts, weights, out)
+    }
+
+    /// # Safety
+    /// As for `rows`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn rows2<T: Scalar, const B: usize>(
+        buf: &[T],
+        base: usize,
+        taps: &PairTaps<'_, T>,
+        a: &mut [T],
+        b: &mut [T],
+    ) {
+        rows2_body::<T, B, true>(buf, base, taps, a, b)
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{non_finite_body, rows_body};
+    use super::{non_finite_body, rows2_body, rows_body, PairTaps};
     use crate::Scalar;
 
     /// # Safety
@@ -272,6 +410,19 @@ mod avx512 {
         out: &mut [T],
     ) {
         rows_body::<T, B, true>(buf, starts, weights, out)
+    }
+
+    /// # Safety
+    /// As for `rows`.
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub(super) unsafe fn rows2<T: Scalar, const B: usize>(
+        buf: &[T],
+        base: usize,
+        taps: &PairTaps<'_, T>,
+        a: &mut [T],
+        b: &mut [T],
+    ) {
+        rows2_body::<T, B, true>(buf, base, taps, a, b)
     }
 }
 
