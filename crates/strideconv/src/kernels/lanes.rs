@@ -43,6 +43,8 @@ pub(super) trait Lanes: Copy {
     unsafe fn next(v: Self::V, last: Self::V) -> Self::V;
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    /// The sum of the lanes.
+    unsafe fn sum(v: Self::V) -> Self;
     /// Lanes in `mask` to `p` (those must be writable).
     unsafe fn store(p: *mut Self, mask: u32, v: Self::V);
     /// `N` registers (`rows.len() == N`) as an `N × N` matrix, transposed in place: lane `l`
@@ -134,6 +136,10 @@ impl Lanes for f32 {
     #[inline(always)]
     unsafe fn add(a: __m512, b: __m512) -> __m512 {
         _mm512_add_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn sum(v: __m512) -> f32 {
+        _mm512_reduce_add_ps(v)
     }
 
     #[inline(always)]
@@ -228,6 +234,10 @@ impl Lanes for f64 {
     #[inline(always)]
     unsafe fn add(a: __m512d, b: __m512d) -> __m512d {
         _mm512_add_pd(a, b)
+    }
+    #[inline(always)]
+    unsafe fn sum(v: __m512d) -> f64 {
+        _mm512_reduce_add_pd(v)
     }
 
     #[inline(always)]
