@@ -162,7 +162,7 @@ pub(crate) fn estimate<T: Scalar>(
                 * spec.out_spatial().iter().product::<usize>() as f64;
             spec.macs() * unit::NAIVE_MAC * kind_factor::<T>() + outputs * unit::NAIVE_POINT
         }
-        Method::Direct => direct::<T>(spec),
+        Method::Direct => direct::<T>(spec, threads),
         Method::ShiftAdd => {
             let taps = (spec.batch * spec.out_channels * spec.in_channels / spec.groups) as f64
                 * spec.kernel.iter().product::<usize>() as f64;
@@ -387,7 +387,7 @@ fn gcd(a: usize, b: usize) -> usize {
     }
 }
 
-fn direct<T: Scalar>(spec: &ConvSpec) -> f64 {
+fn direct<T: Scalar>(spec: &ConvSpec, threads: usize) -> f64 {
     let [od, oh, ow] = spec.out_spatial();
     let [kd, kh, kw] = spec.kernel;
     if channels_interleaved(spec) {
@@ -413,7 +413,7 @@ fn direct<T: Scalar>(spec: &ConvSpec) -> f64 {
                 [kd, kh, kw * c],
                 [s1, s2 * c],
                 [spec.dilation[1], 1],
-                (unit::SPLIT, true),
+                (unit::SPLIT, true, threads),
             ) * unit::FLAT_SCALE
                 + kernel;
         }
@@ -436,9 +436,9 @@ fn direct<T: Scalar>(spec: &ConvSpec) -> f64 {
         [spec.stride[1], spec.stride[2]],
         [spec.dilation[1], spec.dilation[2]],
         if taken {
-            (0.0, false)
+            (0.0, false, threads)
         } else {
-            (unit::COPY, true)
+            (unit::COPY, true, threads)
         },
     )
 }
@@ -447,15 +447,16 @@ fn direct<T: Scalar>(spec: &ConvSpec) -> f64 {
 const PAIR_GAIN: f64 = 1.55;
 
 /// The direct row path: `cin` channels of rows, kernel `kernel`, strides and dilations
-/// along H and W; `copy` per element copied into the phase-split buffers, and whether output
-/// rows go in pairs where they share input rows (`method::direct`; not the depthwise path).
+/// along H and W; `copy` per element copied into the phase-split buffers, whether output
+/// rows go in pairs where they share input rows (`method::direct`; not the depthwise path),
+/// and the threads (which cut the rows into blocks, each paired only if tall enough).
 fn rows<T: Scalar>(
     spec: &ConvSpec,
     cin: usize,
     [kd, kh, kw]: [usize; 3],
     [s1, s2]: [usize; 2],
     [d1, d2]: [usize; 2],
-    (copy, paired): (f64, bool),
+    (copy, paired, threads): (f64, bool, usize),
 ) -> f64 {
     let [od, oh, ow] = spec.out_spatial();
     let elems = (if kernels::isa() == Isa::Avx512 {
@@ -479,7 +480,18 @@ fn rows<T: Scalar>(
     } else {
         kh
     };
-    let shared = if paired && q < kh && oh >= 2 {
+    // Rows per block: `method::drive` aims at four blocks per thread, cutting output channels
+    // first, then rows.
+    let fixed = spec.batch * spec.out_channels;
+    let want = 4 * threads;
+    let block_rows = if threads > 1 && fixed < want {
+        oh.div_ceil(want / fixed).max(1)
+    } else {
+        oh
+    };
+    let worth = block_rows / 2 * ow.div_ceil(crate::method::direct::PAIR_CHUNK)
+        >= crate::method::direct::PAIRS_WORTH;
+    let shared = if paired && q < kh && worth {
         (kh - q) as f64 / kh as f64
     } else {
         0.0

@@ -104,6 +104,20 @@ pub fn isa() -> Isa {
     })
 }
 
+/// `$go!(B)` for the chunk size `B` (a literal) that covers `$chunk` elements.
+macro_rules! by_chunk {
+    ($chunk:expr, $go:ident) => {
+        match $chunk {
+            0..=4 => $go!(4),
+            5..=8 => $go!(8),
+            9..=16 => $go!(16),
+            17..=32 => $go!(32),
+            33..=64 => $go!(64),
+            _ => $go!(128),
+        }
+    };
+}
+
 /// `out[j] = Σ_t weights[t] · buf[starts[t] + j]` for `j < out.len()`.
 ///
 /// `buf` must hold `starts[t] + round_up(out.len(), CHUNK)` elements for every `t`, where
@@ -119,16 +133,9 @@ pub(crate) fn rows<T: Scalar>(buf: &[T], starts: &[usize], weights: &[T], out: &
         "row buffer too short: {} < {need}",
         buf.len()
     );
-    // Accumulator chunk: 512 bytes (8 AVX-512 registers), 256 bytes for AVX2; smaller when the
-    // output row is short so little work is wasted on the tail.
+    // Accumulator chunk: 512 bytes (8 AVX-512 registers), 256 bytes for AVX2.
     let isa = isa();
-    let bytes = if isa == Isa::Avx512 { 512 } else { 256 };
-    let elems = (bytes / std::mem::size_of::<T>()).max(1);
-    let chunk = if out.len() * 2 <= elems {
-        (out.len().next_power_of_two()).max(4).min(elems)
-    } else {
-        elems
-    };
+    let chunk = chunk_for::<T>(out.len(), if isa == Isa::Avx512 { 512 } else { 256 });
     macro_rules! go {
         ($b:literal) => {
             match isa {
@@ -143,14 +150,7 @@ pub(crate) fn rows<T: Scalar>(buf: &[T], starts: &[usize], weights: &[T], out: &
             }
         };
     }
-    match chunk {
-        0..=4 => go!(4),
-        5..=8 => go!(8),
-        9..=16 => go!(16),
-        17..=32 => go!(32),
-        33..=64 => go!(64),
-        _ => go!(128),
-    }
+    by_chunk!(chunk, go)
 }
 
 /// The taps of two output rows computed together by [`rows2`], for a kernel whose rows the
@@ -200,15 +200,9 @@ pub(crate) fn rows2<T: Scalar>(
         buf.len()
     );
     // Accumulators: 512 bytes a row with AVX-512 (16 of its 32 registers for both rows),
-    // 128 bytes with AVX2 (8 of 16); fewer for short rows.
+    // 128 bytes with AVX2 (8 of 16).
     let isa = isa();
-    let bytes = if isa == Isa::Avx512 { 512 } else { 128 };
-    let elems = (bytes / std::mem::size_of::<T>()).max(1);
-    let chunk = if a.len() * 2 <= elems {
-        (a.len().next_power_of_two()).max(4).min(elems)
-    } else {
-        elems
-    };
+    let chunk = chunk_for::<T>(a.len(), if isa == Isa::Avx512 { 512 } else { 128 });
     macro_rules! go {
         ($b:literal) => {
             match isa {
@@ -223,13 +217,17 @@ pub(crate) fn rows2<T: Scalar>(
             }
         };
     }
-    match chunk {
-        0..=4 => go!(4),
-        5..=8 => go!(8),
-        9..=16 => go!(16),
-        17..=32 => go!(32),
-        33..=64 => go!(64),
-        _ => go!(128),
+    by_chunk!(chunk, go)
+}
+
+/// The accumulator chunk, in elements, of a row kernel with `bytes` of accumulators a row:
+/// smaller when the row (`len`) is short, so little work is wasted on the tail.
+fn chunk_for<T>(len: usize, bytes: usize) -> usize {
+    let elems = (bytes / std::mem::size_of::<T>()).max(1);
+    if len * 2 <= elems {
+        (len.next_power_of_two()).max(4).min(elems)
+    } else {
+        elems
     }
 }
 
