@@ -459,27 +459,21 @@ fn rows<T: Scalar>(
     (copy, paired, threads): (f64, bool, usize),
 ) -> f64 {
     let [od, oh, ow] = spec.out_spatial();
-    let elems = (if kernels::isa() == Isa::Avx512 {
-        512
-    } else {
-        256
-    }) / elem_bytes::<T>();
-    let chunk = if ow * 2 <= elems {
-        ow.next_power_of_two().clamp(4, elems.max(4))
-    } else {
-        elems
-    };
+    // The row kernel's register chunk (`kernels::rows`).
+    let chunk = kernels::chunk_for::<T>(
+        ow,
+        if kernels::isa() == Isa::Avx512 {
+            512
+        } else {
+            256
+        },
+    );
     let padded_ow = ow.div_ceil(chunk) * chunk;
     let out_rows = (spec.batch * spec.out_channels * od * oh) as f64;
     let chunk_taps = out_rows * (cin * kd * kh * kw) as f64 * (padded_ow / chunk) as f64;
     // Paired output rows: a tap both rows read is one load for two multiply-adds, about
     // 1.55× cheaper (measured gains, one thread: 9×9 stride 2 1.36-1.43×, 17×17 1.46×, 8×8
     // stride 3 1.3×, 17×17 stride 1 1.59×, against 1.38, 1.42, 1.27 and 1.5 here).
-    let q = if s1 % d1.max(1) == 0 {
-        s1 / d1.max(1)
-    } else {
-        kh
-    };
     // Rows per block: `method::drive` aims at four blocks per thread, cutting output channels
     // first, then rows.
     let fixed = spec.batch * spec.out_channels;
@@ -489,12 +483,9 @@ fn rows<T: Scalar>(
     } else {
         oh
     };
-    let worth = block_rows / 2 * ow.div_ceil(crate::method::direct::PAIR_CHUNK)
-        >= crate::method::direct::PAIRS_WORTH;
-    let shared = if paired && q < kh && worth {
-        (kh - q) as f64 / kh as f64
-    } else {
-        0.0
+    let shared = match crate::method::direct::pair_shift(kh, s1, d1, block_rows, ow) {
+        Some(q) if paired => (kh - q) as f64 / kh as f64,
+        _ => 0.0,
     };
     let per_chunk_tap =
         ((chunk as f64 / lanes::<T>()).max(1.0) * unit::DIRECT_VFMA * direct_kind_factor::<T>())

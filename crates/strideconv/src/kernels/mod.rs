@@ -222,7 +222,7 @@ pub(crate) fn rows2<T: Scalar>(
 
 /// The accumulator chunk, in elements, of a row kernel with `bytes` of accumulators a row:
 /// smaller when the row (`len`) is short, so little work is wasted on the tail.
-fn chunk_for<T>(len: usize, bytes: usize) -> usize {
+pub(crate) fn chunk_for<T>(len: usize, bytes: usize) -> usize {
     let elems = (bytes / std::mem::size_of::<T>()).max(1);
     if len * 2 <= elems {
         (len.next_power_of_two()).max(4).min(elems)

@@ -106,9 +106,23 @@ fn with_scratch<T: Scalar, R>(f: impl FnOnce(&mut Scratch<T>) -> R) -> R {
 
 /// Row pairs (each times its chunks of [`PAIR_CHUNK`] outputs) a chunk of output rows needs
 /// before it is computed in pairs.
-pub(crate) const PAIRS_WORTH: usize = 4;
+const PAIRS_WORTH: usize = 4;
 /// Outputs per register chunk of a row, for [`PAIRS_WORTH`] (float64 with AVX-512).
-pub(crate) const PAIR_CHUNK: usize = 64;
+const PAIR_CHUNK: usize = 64;
+
+/// `Some(q)` when a chunk of `rows` output rows, `ow` wide, is computed in pairs
+/// ([`kernels::rows2`]): the second row of a pair reads, with its kernel row `th`, the
+/// buffer rows the first reads with kernel row `th + q`, `q` the vertical stride `s1` in
+/// dilations `d1`, which must be whole and fewer than the kernel's `kh` rows. The pair
+/// lists cost about a row's work to build (per chunk, and their weights per output
+/// channel), so only chunks with enough pairs of row chunks take them (64² ⋆ 24² stride 2
+/// on 2 threads, blocks of 3 rows: 27 → 37 µs with a pair each). The cost model asks the
+/// same.
+pub(crate) fn pair_shift(kh: usize, s1: usize, d1: usize, rows: usize, ow: usize) -> Option<usize> {
+    let d1 = d1.max(1);
+    let q = s1.is_multiple_of(d1).then_some(s1 / d1)?;
+    (q < kh && rows / 2 * ow.div_ceil(PAIR_CHUNK) >= PAIRS_WORTH).then_some(q)
+}
 
 /// Largest row buffer kept between calls.
 const KEEP_BYTES: usize = 4 << 20;
@@ -491,18 +505,12 @@ fn run_rows<T: Scalar>(
     starts.resize(taps, 0);
     row_starts.resize(taps, 0);
     row.resize(ow, T::zero());
-    // Output rows in pairs where the second reads, with its kernel row th, the buffer rows
-    // the first reads with kernel row th + q (the vertical stride a whole number of
-    // dilations, the kernel taller than that): rows both read are loaded once for both.
-    // Measured, one thread: float64 1024² ⋆ 17² stride 2 4.97 → 3.41 ms, ⋆ 33² 17.7 →
-    // 12.1 ms; n×n×5 512² ⋆ 17² 7.08 → 5.25 ms; float32 512² ⋆ 17² stride 1 2.40 → 1.51 ms;
-    // kernels of 3 or 5 rows unchanged.
+    row2.resize(ow, T::zero());
+    // Output rows in pairs where [`pair_shift`] says so: buffer rows both read are loaded
+    // once for both. Measured, one thread: float64 1024² ⋆ 17² stride 2 4.97 → 3.41 ms,
+    // ⋆ 33² 17.7 → 12.1 ms; n×n×5 512² ⋆ 17² 7.08 → 5.25 ms; float32 512² ⋆ 17² stride 1
+    // 2.40 → 1.51 ms; kernels of 3 or 5 rows unchanged.
     let shift = s1 * s2 * plen;
-    let q = if s1 % d1 == 0 { s1 / d1 } else { kh };
-    let pairs = q < kh;
-    if pairs {
-        row2.resize(ow, T::zero());
-    }
     for n in 0..nb {
         for d in 0..od {
             let mut h0 = 0;
@@ -537,23 +545,20 @@ fn run_rows<T: Scalar>(
                         }
                     }
                 }
-                // The pair lists cost about a row's work to build (per chunk, and their weights
-                // per output channel): only where they serve enough pairs of chunks (64² ⋆
-                // 24² stride 2 on 2 threads, blocks of 3 rows: 27 → 37 µs with a pair each).
-                let paired = pairs && (h1 - h0) / 2 * ow.div_ceil(PAIR_CHUNK) >= PAIRS_WORTH;
-                if paired {
+                let paired = pair_shift(kh, s1, d1, h1 - h0, ow);
+                if let Some(q) = paired {
                     pair.lists(starts, (kh, kw), q, shift);
                 }
                 for o in 0..cout {
                     let w = &weights[o * taps..(o + 1) * taps];
-                    if paired {
+                    if paired.is_some() {
                         pair.weights(w);
                     }
                     let mut plane = out.slice_mut(s![n, o, d, h0..h1, ..]);
                     let rows = h1 - h0;
                     let mut i = 0;
                     while i < rows {
-                        if paired && i + 1 < rows {
+                        if paired.is_some() && i + 1 < rows {
                             let (mut ya, mut yb) = plane
                                 .slice_mut(s![i..i + 2, ..])
                                 .split_at(ndarray::Axis(0), 1);
