@@ -47,11 +47,26 @@ pub(crate) fn pick<T: Copy>(dst: &mut [T], src: &[T], step: usize) {
 /// elements is read once, in L1, and written as one vector per phase. With AVX-512 each
 /// vector is one gather of 64-bit or 32-bit elements; elsewhere a blocked loop.
 pub(crate) fn split_step<T: Copy>(dst: &mut [T], plen: usize, src: &[T], step: usize) {
-    assert!(step > 0, "split_step: step 0");
+    split_phases(dst, plen, src, step, 0..step);
+}
+
+/// [`split_step`] for the phases `phases` alone: `dst[(p − phases.start)·plen + j] =
+/// src[j·step + p]` for `p` in `phases`. Only the cache lines holding them are read (one
+/// phase of a channels-last row whose points are far apart, all its channels at once).
+pub(crate) fn split_phases<T: Copy>(
+    dst: &mut [T],
+    plen: usize,
+    src: &[T],
+    step: usize,
+    phases: std::ops::Range<usize>,
+) {
+    assert!(step > 0, "split_phases: step 0");
     assert!(
-        dst.len() >= step * plen && src.len().div_ceil(step) <= plen,
-        "split_step: {} phases of {plen} for {} elements",
-        step,
+        phases.start <= phases.end
+            && phases.end <= step
+            && dst.len() >= phases.len() * plen
+            && src.len().div_ceil(step) <= plen,
+        "split_phases: phases {phases:?} of {step}, {plen} long, for {} elements",
         src.len()
     );
     let groups = src.len() / step;
@@ -60,25 +75,16 @@ pub(crate) fn split_step<T: Copy>(dst: &mut [T], plen: usize, src: &[T], step: u
     #[cfg(target_arch = "x86_64")]
     if isa() == Isa::Avx512 && step <= 1 << 20 {
         let size = std::mem::size_of::<T>();
+        let (first, count) = (phases.start, phases.len());
         // SAFETY: AVX-512 F detected; `T` is plain data of the gathered width (only the
         // bytes are moved); the lengths were checked above.
         j0 = unsafe {
             if size == 8 {
-                wide::split8(
-                    dst.as_mut_ptr().cast(),
-                    plen,
-                    src.as_ptr().cast(),
-                    step,
-                    groups,
-                )
+                let (d, s) = (dst.as_mut_ptr().cast(), src.as_ptr().cast());
+                wide::split8(d, plen, s, step, groups, first, count)
             } else if size == 4 {
-                wide::split4(
-                    dst.as_mut_ptr().cast(),
-                    plen,
-                    src.as_ptr().cast(),
-                    step,
-                    groups,
-                )
+                let (d, s) = (dst.as_mut_ptr().cast(), src.as_ptr().cast());
+                wide::split4(d, plen, s, step, groups, first, count)
             } else {
                 0
             }
@@ -87,21 +93,25 @@ pub(crate) fn split_step<T: Copy>(dst: &mut [T], plen: usize, src: &[T], step: u
     // Other widths and instruction sets: blocks of 16 groups, a phase at a time.
     const B: usize = 16;
     while j0 + B <= groups {
-        for p in 0..step {
-            let d = &mut dst[p * plen + j0..][..B];
+        for (k, p) in phases.clone().enumerate() {
+            let d = &mut dst[k * plen + j0..][..B];
             for (j, v) in d.iter_mut().enumerate() {
                 *v = src[(j0 + j) * step + p];
             }
         }
         j0 += B;
     }
-    split_tail(dst, plen, src, step, j0)
-}
-
-/// The elements of [`split_step`] from group `from` on, one at a time.
-fn split_tail<T: Copy>(dst: &mut [T], plen: usize, src: &[T], step: usize, from: usize) {
-    for (i, &v) in src.iter().enumerate().skip(from * step) {
-        dst[(i % step) * plen + i / step] = v;
+    // The tail, one element at a time.
+    for j in j0.. {
+        let row = &src[(j * step).min(src.len())..];
+        if row.is_empty() {
+            break;
+        }
+        for (k, p) in phases.clone().enumerate() {
+            if let Some(&v) = row.get(p) {
+                dst[k * plen + j] = v;
+            }
+        }
     }
 }
 
@@ -170,11 +180,12 @@ mod wide {
         _mm512_storeu_si512, _mm_prefetch, _MM_HINT_T0,
     };
 
-    /// [`super::split_step`] for 8-byte elements, whole blocks of 8 groups; returns the
-    /// groups done.
+    /// [`super::split_phases`] for 8-byte elements, phases `first .. first + count`, whole
+    /// blocks of 8 groups; returns the groups done.
     ///
     /// # Safety
-    /// AVX-512 F; `src` holds `groups·step` elements, `dst` `step` rows of `plen ≥ groups`.
+    /// AVX-512 F; `src` holds `groups·step` elements, `dst` `count` rows of `plen ≥ groups`;
+    /// `first + count ≤ step`.
     #[target_feature(enable = "avx512f,avx512vl,avx2")]
     pub(super) unsafe fn split8(
         dst: *mut i64,
@@ -182,6 +193,8 @@ mod wide {
         src: *const i64,
         step: usize,
         groups: usize,
+        first: usize,
+        count: usize,
     ) -> usize {
         let idx = _mm512_mullo_epi64(
             _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),
@@ -189,19 +202,13 @@ mod wide {
         );
         let mut j0 = 0;
         while j0 + 8 <= groups {
-            // The block after the next from memory (a gather does not start the hardware
-            // prefetcher): its `step` lines of 8 elements.
-            for l in 0..step {
-                let at = src.wrapping_add((j0 + 16) * step + l * 8);
-                // SAFETY: a prefetch never faults.
-                _mm_prefetch::<_MM_HINT_T0>(at.cast());
-            }
-            for p in 0..step {
-                // SAFETY: lanes read src[(j0 + l)·step + p] < groups·step; the store writes
-                // dst[p·plen + j0 .. + 8] ≤ p·plen + groups ≤ (p + 1)·plen.
+            prefetch_block(src, step, j0 + 16, 8, first, count);
+            for k in 0..count {
+                // SAFETY: lanes read src[(j0 + l)·step + first + k] < groups·step; the store
+                // writes dst[k·plen + j0 .. + 8] ≤ k·plen + groups ≤ (k + 1)·plen.
                 unsafe {
-                    let v = _mm512_i64gather_epi64::<8>(idx, src.add(j0 * step + p));
-                    _mm512_storeu_si512(dst.add(p * plen + j0).cast(), v);
+                    let v = _mm512_i64gather_epi64::<8>(idx, src.add(j0 * step + first + k));
+                    _mm512_storeu_si512(dst.add(k * plen + j0).cast(), v);
                 }
             }
             j0 += 8;
@@ -209,7 +216,36 @@ mod wide {
         j0
     }
 
-    /// [`super::split_step`] for 4-byte elements, whole blocks of 16 groups.
+    /// Prefetch the lines holding phases `first .. first + count` of the `block` groups
+    /// from group `j`: a block ahead from memory, as a gather does not start the hardware
+    /// prefetcher. All phases: the block's `step` lines of `block` elements; a few: each
+    /// group's run of them.
+    #[inline(always)]
+    unsafe fn prefetch_block<E>(
+        src: *const E,
+        step: usize,
+        j: usize,
+        block: usize,
+        first: usize,
+        count: usize,
+    ) {
+        let line = 64 / std::mem::size_of::<E>();
+        if count * 2 >= step {
+            for l in 0..step * block / line {
+                // SAFETY: a prefetch never faults.
+                _mm_prefetch::<_MM_HINT_T0>(src.wrapping_add(j * step + l * line).cast());
+            }
+        } else {
+            for g in j..j + block {
+                let run = src.wrapping_add(g * step + first);
+                // SAFETY: a prefetch never faults.
+                _mm_prefetch::<_MM_HINT_T0>(run.cast());
+                _mm_prefetch::<_MM_HINT_T0>(run.wrapping_add(count - 1).cast());
+            }
+        }
+    }
+
+    /// [`super::split_phases`] for 4-byte elements, whole blocks of 16 groups.
     ///
     /// # Safety
     /// As for [`split8`]; `step·16` fits an `i32`.
@@ -220,6 +256,8 @@ mod wide {
         src: *const i32,
         step: usize,
         groups: usize,
+        first: usize,
+        count: usize,
     ) -> usize {
         let idx = _mm512_mullo_epi32(
             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -227,17 +265,12 @@ mod wide {
         );
         let mut j0 = 0;
         while j0 + 16 <= groups {
-            // As in `split8`: the block after the next, `step` lines of 16 elements.
-            for l in 0..step {
-                let at = src.wrapping_add((j0 + 32) * step + l * 16);
-                // SAFETY: a prefetch never faults.
-                _mm_prefetch::<_MM_HINT_T0>(at.cast());
-            }
-            for p in 0..step {
+            prefetch_block(src, step, j0 + 32, 16, first, count);
+            for k in 0..count {
                 // SAFETY: as in `split8`, for blocks of 16.
                 unsafe {
-                    let v = _mm512_i32gather_epi32::<4>(idx, src.add(j0 * step + p));
-                    _mm512_storeu_si512(dst.add(p * plen + j0).cast(), v);
+                    let v = _mm512_i32gather_epi32::<4>(idx, src.add(j0 * step + first + k));
+                    _mm512_storeu_si512(dst.add(k * plen + j0).cast(), v);
                 }
             }
             j0 += 16;
@@ -276,7 +309,7 @@ mod wide {
 
 #[cfg(test)]
 mod tests {
-    use super::{pick, pick_body, split_step};
+    use super::{pick, pick_body, split_phases, split_step};
 
     /// Every element lands in its phase's row, for steps 1 to 19, lengths around the
     /// gathered blocks (8 and 16 groups) and their tails, phase rows longer than needed,
@@ -315,6 +348,42 @@ mod tests {
         check(|i| i as f32 * 0.25 + 1.0);
         check(|i| i as i128 * 7 - 11);
         check(|i| (i % 251) as u8);
+    }
+
+    /// Each phase of a range lands in its row (the range's first phase in row 0), for every
+    /// range of every step to 13, lengths around the gathered blocks, 8-, 4- and 2-byte
+    /// elements; nothing past a phase's elements and no row past the range is written.
+    #[test]
+    fn split_phases_takes_its_phases_alone() {
+        fn check<T: Copy + PartialEq + std::fmt::Debug>(make: impl Fn(usize) -> T) {
+            for step in 1..14 {
+                for first in 0..step {
+                    for end in first..=step {
+                        for len in [0, step + 1, 8 * step, 16 * step + 3, 35 * step + 1] {
+                            let src: Vec<T> = (0..len).map(&make).collect();
+                            let plen = len.div_ceil(step) + 1;
+                            let fill = make(99_999);
+                            let mut dst = vec![fill; (end - first + 1) * plen];
+                            split_phases(&mut dst, plen, &src, step, first..end);
+                            let case = (step, first, end, len);
+                            for p in first..end {
+                                let row = &dst[(p - first) * plen..(p - first + 1) * plen];
+                                let n = len.saturating_sub(p).div_ceil(step);
+                                for j in 0..n {
+                                    assert_eq!(row[j], src[j * step + p], "{case:?} p {p} j {j}");
+                                }
+                                assert!(row[n..].iter().all(|&v| v == fill), "{case:?} p {p}");
+                            }
+                            let past = &dst[(end - first) * plen..];
+                            assert!(past.iter().all(|&v| v == fill), "{case:?}");
+                        }
+                    }
+                }
+            }
+        }
+        check(|i| i as f64 * 0.5 - 3.0);
+        check(|i| i as f32 * 0.25 + 1.0);
+        check(|i| (i % 30011) as u16);
     }
 
     /// Every step, lengths around the block size, a source exactly as long as needed (so a
