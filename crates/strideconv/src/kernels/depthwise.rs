@@ -238,17 +238,35 @@ mod wide {
     }
 }
 
-/// Hint that `data` will be read soon (every cache line of it).
+/// Hint that `data` will be read soon (every cache line of it), into L1.
 #[inline(always)]
 pub(super) fn prefetch<T>(data: &[T]) {
+    prefetch_to::<T, false>(data);
+}
+
+/// Hint that `data` will be read soon, into L2 only: requests for lines from memory that
+/// leave L1's few miss buffers free, so more of them are in flight at once.
+#[inline(always)]
+pub(super) fn prefetch_l2<T>(data: &[T]) {
+    prefetch_to::<T, true>(data);
+}
+
+#[inline(always)]
+fn prefetch_to<T, const L2: bool>(data: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
         let (start, bytes) = (data.as_ptr() as usize, std::mem::size_of_val(data));
         for line in (start..start + bytes).step_by(64) {
             // SAFETY: a prefetch never faults and has no effect on the program's state; the
             // addresses are within `data` anyway.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
+            unsafe {
+                if L2 {
+                    _mm_prefetch::<_MM_HINT_T1>(line as *const i8)
+                } else {
+                    _mm_prefetch::<_MM_HINT_T0>(line as *const i8)
+                }
+            };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
