@@ -69,6 +69,9 @@ pub(crate) fn split_phases<T: Copy>(
         "split_phases: phases {phases:?} of {step}, {plen} long, for {} elements",
         src.len()
     );
+    if phases.is_empty() {
+        return;
+    }
     let groups = src.len() / step;
     #[allow(unused_mut)]
     let mut j0 = 0;
@@ -185,7 +188,7 @@ mod wide {
     ///
     /// # Safety
     /// AVX-512 F; `src` holds `groups·step` elements, `dst` `count` rows of `plen ≥ groups`;
-    /// `first + count ≤ step`.
+    /// `first + count ≤ step`, `count ≥ 1`.
     #[target_feature(enable = "avx512f,avx512vl,avx2")]
     pub(super) unsafe fn split8(
         dst: *mut i64,
@@ -240,7 +243,7 @@ mod wide {
                 let run = src.wrapping_add(g * step + first);
                 // SAFETY: a prefetch never faults.
                 _mm_prefetch::<_MM_HINT_T0>(run.cast());
-                _mm_prefetch::<_MM_HINT_T0>(run.wrapping_add(count - 1).cast());
+                _mm_prefetch::<_MM_HINT_T0>(run.wrapping_add(count.max(1) - 1).cast());
             }
         }
     }
