@@ -204,6 +204,10 @@ pub(crate) trait FftScalar: Scalar {
     /// Real data as the transform's working type (itself), so it is transformed in place
     /// instead of copied; `None` for complex types.
     fn real_mut(data: &mut [Self]) -> Option<&mut [Self::F]>;
+    /// A buffer of `n` complex values for a transform to overwrite, not zeroed first
+    /// ([`crate::kernels::output`]: poisoned in test builds, so a value read before it is
+    /// written fails the tests).
+    fn spectrum(n: usize) -> Vec<C<Self::F>>;
 }
 
 macro_rules! real_fft_scalar {
@@ -222,6 +226,9 @@ macro_rules! real_fft_scalar {
             }
             fn real_mut(data: &mut [$t]) -> Option<&mut [$t]> {
                 Some(data)
+            }
+            fn spectrum(n: usize) -> Vec<C<$t>> {
+                crate::kernels::output::<C<$t>>(n)
             }
         }
     };
@@ -245,6 +252,9 @@ macro_rules! complex_fft_scalar {
             }
             fn real_mut(_: &mut [$t]) -> Option<&mut [$f]> {
                 None
+            }
+            fn spectrum(n: usize) -> Vec<$t> {
+                crate::kernels::output::<$t>(n)
             }
         }
     };
@@ -589,7 +599,8 @@ struct Work<T: FftScalar> {
 impl<T: FftScalar> Work<T> {
     fn new(size: usize) -> Self {
         Work {
-            data: vec![T::zero(); size],
+            // Every value a transform reads is written first (`clear_rest` and the fills).
+            data: crate::kernels::output::<T>(size),
             group: Vec::new(),
             real: Vec::new(),
             spec: Vec::new(),
@@ -626,6 +637,15 @@ impl<T: FftScalar> Work<T> {
         t: &Transforms<T::F>,
         live: [usize; 2],
     ) {
+        // The spectrum and the transposes' buffer are overwritten whole (every row by a
+        // transform or as zeros, every transpose in full): zeroing them first was a pass
+        // over memory for nothing (the kernel spectra of each call are new buffers).
+        let len = t.spectrum_len();
+        for buf in [&mut *spec, &mut *tmp] {
+            if buf.len() != len {
+                *buf = T::spectrum(len);
+            }
+        }
         if let Some(data) = T::real_mut(data) {
             t.forward_real(data, spec, tmp, live);
         } else if T::REAL {
