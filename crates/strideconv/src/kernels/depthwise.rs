@@ -247,7 +247,7 @@ pub(super) fn prefetch<T>(data: &[T]) {
 /// Hint that `data` will be read soon, into L2 only: requests for lines from memory that
 /// leave L1's few miss buffers free, so more of them are in flight at once.
 #[inline(always)]
-pub(super) fn prefetch_l2<T>(data: &[T]) {
+pub(crate) fn prefetch_l2<T>(data: &[T]) {
     prefetch_to::<T, true>(data);
 }
 

@@ -26,7 +26,7 @@ mod pages;
 mod spectra;
 mod split;
 mod winograd;
-use depthwise::prefetch_l2;
+pub(crate) use depthwise::prefetch_l2;
 pub(crate) use depthwise::{interior as depthwise, Interior, Rows};
 pub(crate) use dots::dots;
 pub(crate) use fill::{planes as fill_planes, Filler};

@@ -301,6 +301,13 @@ fn transpose<F: FftNum>(src: &[C<F>], dst: &mut [C<F>], rows: usize, cols: usize
     let tile = |c0: usize, band: &mut [C<F>]| {
         let c1 = (c0 + band.len() / rows).min(cols);
         for r0 in (0..rows).step_by(T) {
+            // The next tile's row pieces, into L2: T short streams a whole row apart, which
+            // the hardware prefetcher does not follow. 2 threads, float64, best of 4–5
+            // interleaved rounds: 1024² ⋆ 65² stride 2 5.77 → 5.24 ms, ⋆ 33² 4.86 → 4.72 ms,
+            // 1024² ⋆ 512² even.
+            for r in (r0 + T).min(rows)..(r0 + 2 * T).min(rows) {
+                crate::kernels::prefetch_l2(&src[r * cols + c0..r * cols + c1]);
+            }
             for c in c0..c1 {
                 for r in r0..(r0 + T).min(rows) {
                     band[(c - c0) * rows + r] = src[r * cols + c];
