@@ -243,7 +243,7 @@ mod wide {
                 let run = src.wrapping_add(g * step + first);
                 // SAFETY: a prefetch never faults.
                 _mm_prefetch::<_MM_HINT_T0>(run.cast());
-                _mm_prefetch::<_MM_HINT_T0>(run.wrapping_add(count.max(1) - 1).cast());
+                _mm_prefetch::<_MM_HINT_T0>(run.wrapping_add(count - 1).cast());
             }
         }
     }

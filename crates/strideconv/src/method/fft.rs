@@ -190,6 +190,9 @@ pub(crate) struct Transforms<F: FftNum> {
     first: [Arc<dyn Fft<F>>; 2],
     /// Threads the rows of one transform are spread over (1: this thread alone).
     threads: usize,
+    /// A buffer for the transforms to overwrite whole, not zeroed first
+    /// ([`FftScalar::spectrum`]).
+    buffer: fn(usize) -> Vec<C<F>>,
 }
 
 /// Element types the FFT engine accepts, with their complex working type.
@@ -330,9 +333,11 @@ impl<F: FftNum + Float> Transforms<F> {
         planner: &mut FftPlanner<F>,
         rplanner: &mut RealFftPlanner<F>,
         threads: usize,
+        buffer: fn(usize) -> Vec<C<F>>,
     ) -> Self {
         Transforms {
             m,
+            buffer,
             h2: if real { m[2] / 2 + 1 } else { m[2] },
             r2c: rplanner.plan_fft_forward(m[2]),
             c2r: rplanner.plan_fft_inverse(m[2]),
@@ -357,12 +362,21 @@ impl<F: FftNum + Float> Transforms<F> {
         self.m[0] * self.m[1] * self.h2
     }
 
+    /// Make `buf` `len` long for a transform or transpose that overwrites all of it: a new
+    /// buffer, not zeroed, when its length differs. Zeroing was a pass over memory for
+    /// nothing, on every call (the kernel spectra of each call are new buffers).
+    fn sized(&self, buf: &mut Vec<C<F>>, len: usize) {
+        if buf.len() != len {
+            *buf = (self.buffer)(len);
+        }
+    }
+
     /// Transform the spectrum rows (already along the last axis) along axes 1 and 0, leaving
     /// them in transposed layout.
     fn forward_rest(&self, spec: &mut Vec<C<F>>, tmp: &mut Vec<C<F>>) {
         let [m0, m1, _] = self.m;
         let h2 = self.h2;
-        tmp.resize(spec.len(), C::new(F::zero(), F::zero()));
+        self.sized(tmp, spec.len());
         if m1 > 1 {
             for (s, t) in spec.chunks(m1 * h2).zip(tmp.chunks_mut(m1 * h2)) {
                 transpose(s, t, m1, h2, self.threads);
@@ -395,7 +409,7 @@ impl<F: FftNum + Float> Transforms<F> {
     fn inverse_rest(&self, spec: &mut Vec<C<F>>, tmp: &mut Vec<C<F>>) {
         let [m0, m1, _] = self.m;
         let h2 = self.h2;
-        tmp.resize(spec.len(), C::new(F::zero(), F::zero()));
+        self.sized(tmp, spec.len());
         if m0 > 1 {
             let f = &self.first[1];
             for_rows(
@@ -453,7 +467,8 @@ impl<F: FftNum + Float> Transforms<F> {
     ) {
         let (m1, m2, h2) = (self.m[1], self.m[2], self.h2);
         let zero = C::new(F::zero(), F::zero());
-        spec.resize(self.spectrum_len(), zero);
+        // Every row is written below: transformed, or zero.
+        self.sized(spec, self.spectrum_len());
         let r2c = &self.r2c;
         let row = |scratch: &mut Vec<C<F>>, i: usize, x: &mut [F], y: &mut [C<F>]| {
             if i / m1 < live[0] && i % m1 < live[1] {
@@ -584,10 +599,14 @@ impl<F: FftNum + Float> FftMethod<F> {
         }
     }
 
-    fn transforms(&self, m: [usize; SPATIAL], real: bool, threads: usize) -> Transforms<F> {
+    fn transforms<T: FftScalar<F = F>>(
+        &self,
+        m: [usize; SPATIAL],
+        threads: usize,
+    ) -> Transforms<F> {
         let mut p = self.planners.lock().unwrap_or_else(|e| e.into_inner());
         let (c, r) = &mut *p;
-        Transforms::new(m, real, c, r, threads)
+        Transforms::new(m, T::REAL, c, r, threads, T::spectrum)
     }
 }
 
@@ -644,15 +663,6 @@ impl<T: FftScalar> Work<T> {
         t: &Transforms<T::F>,
         live: [usize; 2],
     ) {
-        // The spectrum and the transposes' buffer are overwritten whole (every row by a
-        // transform or as zeros, every transpose in full): zeroing them first was a pass
-        // over memory for nothing (the kernel spectra of each call are new buffers).
-        let len = t.spectrum_len();
-        for buf in [&mut *spec, &mut *tmp] {
-            if buf.len() != len {
-                *buf = T::spectrum(len);
-            }
-        }
         if let Some(data) = T::real_mut(data) {
             t.forward_real(data, spec, tmp, live);
         } else if T::REAL {
@@ -966,7 +976,7 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
                 .collect()
         };
         let coarse = g.threads > 1 && units.len() >= g.threads;
-        let t = self.transforms(m, T::REAL, if coarse { 1 } else { g.threads });
+        let t = self.transforms::<T>(m, if coarse { 1 } else { g.threads });
         let spec_len = t.spectrum_len();
         let setup = Setup {
             x: &x,
