@@ -429,18 +429,30 @@ fn direct<T: Scalar>(spec: &ConvSpec, threads: usize) -> f64 {
     // The depthwise path (and one-channel problems the masked kernel takes) reads the input
     // where it is.
     let taken = crate::method::depthwise::taken::<T>(spec);
-    rows::<T>(
-        spec,
-        spec.in_channels / spec.groups,
-        spec.kernel,
-        [spec.stride[1], spec.stride[2]],
-        [spec.dilation[1], spec.dilation[2]],
-        if taken {
-            (0.0, false, threads)
-        } else {
-            (unit::COPY, true, threads)
-        },
-    )
+    // Taps whose input rows the masked kernel loads once for three output rows.
+    let shared = (taken && crate::method::depthwise::masked::<T>(spec))
+        .then(|| {
+            kernels::shares(
+                [spec.kernel[1], spec.kernel[2]],
+                [spec.stride[1], spec.stride[2]],
+                [spec.dilation[1], spec.dilation[2]],
+            )
+        })
+        .flatten()
+        .map_or(1.0, |s| 1.0 / kernels::SHARED_GAIN[s - 1]);
+    shared
+        * rows::<T>(
+            spec,
+            spec.in_channels / spec.groups,
+            spec.kernel,
+            [spec.stride[1], spec.stride[2]],
+            [spec.dilation[1], spec.dilation[2]],
+            if taken {
+                (0.0, false, threads)
+            } else {
+                (unit::COPY, true, threads)
+            },
+        )
 }
 
 /// How much cheaper a tap is when it serves two output rows ([`rows`]).

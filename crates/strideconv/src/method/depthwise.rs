@@ -49,7 +49,7 @@ pub(crate) fn applies<T: Scalar>(spec: &ConvSpec) -> bool {
 
 /// Whether [`kernels::masked`] computes this problem's planes: constant padding, and a
 /// column stride and element type it handles on this CPU.
-fn masked<T: Scalar>(spec: &ConvSpec) -> bool {
+pub(crate) fn masked<T: Scalar>(spec: &ConvSpec) -> bool {
     spec.pad_mode == PadMode::Constant && kernels::masked_supported::<T>(spec.stride[2])
 }
 
