@@ -34,9 +34,10 @@ mod unit {
     /// through the vectorised deinterleave).
     pub const COPY: f64 = 2.0e-10;
     /// One element split by stride × channels phases for the direct row path on channels-last
-    /// rows (an AVX-512 gather a vector; `split8` took 61% of 512²×5 ⋆ 3²×5, stride 2,
-    /// 1 thread, 574 µs, for 1.3 M elements: 0.27 ns each).
-    pub const SPLIT: f64 = 2.7e-10;
+    /// rows (an AVX-512 gather a vector, `split8`, took 61% of 512²×5 ⋆ 3²×5, stride 2,
+    /// 1 thread, 574 µs, for 1.3 M elements: 0.27 ns each; the in-register transposes that
+    /// replaced it made the call 1.33× faster, interleaved, 858 → 646 µs: about 0.2 ns).
+    pub const SPLIT: f64 = 2.0e-10;
     /// The row path's estimate scaled for channels-last rows read as one long row, whose
     /// many taps per output chunk (`kh·kw·C`) run closer to the FMA peak than a channel's
     /// few: measured against the unscaled estimate, n×n×5 stride 2, 512², 2 threads: 3×3
