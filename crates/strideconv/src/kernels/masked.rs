@@ -330,7 +330,7 @@ mod avx512 {
                             *s = unsafe { x.as_ptr().add(iy as usize * p.w) };
                         }
                     }
-                    let stored = (oh - g * R).min(R);
+                    let (stored, w) = ((oh - g * R).min(R), p.w as isize);
                     for b in 0..blocks {
                         let at = (from + b * share).min(to);
                         super::super::prefetch_l2(&p.x[at..(at + share).min(to)]);
@@ -338,33 +338,18 @@ mod avx512 {
                         let j0 = b * n;
                         let keep = lanes(j0 as isize, ow as isize, n);
                         let o = unsafe { o.add(g * R * ow + j0) };
+                        macro_rules! block {
+                            ($s:literal) => {
+                                shared3::<T, Z, $s>(&src, cols, &wt, cv, o, w, ow, keep, stored)
+                            };
+                        }
                         // SAFETY: as for the general case below: masks keep the reads in
                         // the rows, `keep` and `stored` the writes in the output rows.
                         unsafe {
                             if sh == 1 {
-                                shared3::<T, Z, 1>(
-                                    &src,
-                                    cols,
-                                    &wt,
-                                    cv,
-                                    o,
-                                    p.w as isize,
-                                    ow,
-                                    keep,
-                                    stored,
-                                )
+                                block!(1)
                             } else {
-                                shared3::<T, Z, 2>(
-                                    &src,
-                                    cols,
-                                    &wt,
-                                    cv,
-                                    o,
-                                    p.w as isize,
-                                    ow,
-                                    keep,
-                                    stored,
-                                )
+                                block!(2)
                             }
                         }
                     }
