@@ -430,7 +430,7 @@ fn direct<T: Scalar>(spec: &ConvSpec, threads: usize) -> f64 {
     // The depthwise path (and one-channel problems the masked kernel takes) reads the input
     // where it is.
     let taken = crate::method::depthwise::taken::<T>(spec);
-    // Taps whose input rows the masked kernel loads once for three output rows.
+    // Taps whose input rows the masked kernel loads once for every output row they feed.
     let shared = (taken && crate::method::depthwise::masked::<T>(spec))
         .then(|| {
             kernels::shares(
@@ -440,7 +440,9 @@ fn direct<T: Scalar>(spec: &ConvSpec, threads: usize) -> f64 {
             )
         })
         .flatten()
-        .map_or(1.0, |s| 1.0 / kernels::SHARED_GAIN[s - 1]);
+        .map_or(1.0, |s| {
+            1.0 / kernels::SHARED_GAIN[usize::from(spec.kernel[1] == 5)][s - 1]
+        });
     shared
         * rows::<T>(
             spec,

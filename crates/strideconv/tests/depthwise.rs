@@ -237,6 +237,8 @@ fn depthwise_constant_padding_on_every_row_width() {
         for (f, stride, dil) in [
             (3, 2, 1),
             (3, 1, 1),
+            (5, 1, 1),
+            (5, 2, 1),
             (2, 2, 1),
             (5, 2, 2),
             (4, 1, 1),

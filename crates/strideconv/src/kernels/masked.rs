@@ -41,22 +41,24 @@ pub(crate) fn supported<T: Scalar>(sw: usize) -> bool {
     super::avx512_float::<T>() && (1..=2).contains(&sw)
 }
 
-/// Whether [`masked`] loads each input row once for all the output rows it feeds (3×3
-/// kernels, undilated, stride 1 or 2 both ways), where other kernels load it once per output
-/// row. One thread, float32, planes in L2: 256² stride 1 34.7 → 16.0 µs, stride 2 11.9 →
-/// 8.1 µs; the cost model prices taps by it ([`SHARED_GAIN`]).
+/// Whether [`masked`] loads each input row once for all the output rows it feeds (3×3 and
+/// 5×5 kernels, undilated, stride 1 or 2 both ways), where other kernels load it once per
+/// output row; the stride if so. One thread, float32, planes in L2: 3×3 256² stride 1 34.7 →
+/// 16.0 µs, stride 2 11.9 → 8.1 µs; 5×5 256² stride 1 71 → 50 µs; depthwise 5×5/2 64 @112
+/// (2 threads) 230 → 113 µs. The cost model prices taps by it ([`SHARED_GAIN`]).
 pub(crate) fn shares(
     kernel: [usize; 2],
     stride: [usize; 2],
     dilation: [usize; 2],
 ) -> Option<usize> {
-    (kernel == [3, 3] && dilation == [1, 1] && stride[0] == stride[1] && stride[0] <= 2)
-        .then_some(stride[0])
+    let square = kernel == [3, 3] || kernel == [5, 5];
+    (square && dilation == [1, 1] && stride[0] == stride[1] && stride[0] <= 2).then_some(stride[0])
 }
 
-/// How much cheaper a tap is where [`shares`] holds, at stride 1 and 2 (one thread, planes
-/// in L2: float32 2.2× and 1.47×, float64 2.1× and 1.3×; 4096² float32 from memory 1.5×).
-pub(crate) const SHARED_GAIN: [f64; 2] = [2.0, 1.4];
+/// How much cheaper a tap is where [`shares`] holds: 3×3 then 5×5 kernels, each at stride 1
+/// and 2 (one thread, planes in L2: float32 3×3 2.2× and 1.47×, float64 2.1× and 1.3×,
+/// 4096² float32 from memory 1.5×; 5×5 1.4× and, depthwise, 2×).
+pub(crate) const SHARED_GAIN: [[f64; 2]; 2] = [[2.0, 1.4], [1.4, 2.0]];
 
 /// Output rows `ys` of every channel (`out`: one `ys.len() × ow` plane per channel,
 /// row-major): `out[oy, ox] = Σ_{ky,kx} k[ky, kx] · xp[oy·sh + ky·dh, ox·sw + kx·dw]`, where
@@ -138,8 +140,8 @@ mod avx512 {
     /// Row offset of a row of the pad constant in the rows table.
     const CONSTANT: usize = usize::MAX;
 
-    /// Input rows of a group of `R` output rows in [`shared3`]: `(R − 1)·2 + 3` at stride 2.
-    const MAX_ROWS: usize = (R - 1) * 2 + 3;
+    /// Input rows of a group of `R` output rows in [`shared_rows`]: `(R − 1)·2 + 5` at stride 2.
+    const MAX_ROWS: usize = (R - 1) * 2 + 5;
 
     /// Runs `$body` once for each listed value, with `$i` a constant of that value (so the
     /// accumulator indices it computes are constants and the accumulators stay in registers).
@@ -149,23 +151,29 @@ mod avx512 {
         };
     }
 
-    /// One block of `N` outputs in each of `R` output rows, for a 3×3 kernel with stride `S`
-    /// (1 or 2) both ways and no dilation: `src[i]` is the group's input row `i` (row `i` of
-    /// output row `r` and kernel row `ky` is `r·S + ky`), `cols` the three kernel columns'
-    /// first column and masks, `wt` the nine weights, row-major. Each input row is loaded
-    /// once (at stride 2: two loads and the permutes giving the three columns' lanes) and
-    /// feeds the one to three output rows that read it, where the general loop loads it
-    /// once per output row; rows `0..stored` are written, each to `o + r·ow` under `keep`.
+    /// One block of `N` outputs in each of `R` output rows, for a `K`×`K` kernel (3 or 5)
+    /// with stride `S` (1 or 2) both ways and no dilation: `src[i]` is the group's input row
+    /// `i` (row `i` of output row `r` and kernel row `ky` is `r·S + ky`), `cols` the kernel
+    /// columns' first column and masks, `wt` the `W = K·K` weights, row-major. Each input row is loaded
+    /// once (at stride 2: two loads and the permutes giving two columns' lanes at a time)
+    /// and feeds every output row that reads it, where the general loop loads it once per
+    /// output row; rows `0..stored` are written, each to `o + r·ow` under `keep`.
     ///
     /// # Safety
     /// As for [`planes`]: the masks keep the reads inside the rows `src[i]`; output rows
     /// `0..stored` have the lanes in `keep` writable at `o + r·ow`.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn shared3<T: Lanes, const Z: bool, const S: usize>(
+    unsafe fn shared_rows<
+        T: Lanes,
+        const Z: bool,
+        const S: usize,
+        const K: usize,
+        const W: usize,
+    >(
         src: &[*const T; MAX_ROWS],
         cols: &[(isize, u32, u32)],
-        wt: &[T::V; 9],
+        wt: &[T::V; W],
         cv: T::V,
         o: *mut T,
         w: isize,
@@ -174,44 +182,61 @@ mod avx512 {
         stored: usize,
     ) {
         let n = T::N as isize;
+        // The kernel columns' starts and masks as locals (read from `cols` in the unrolled
+        // body, they were reloaded and spilled registers).
+        let mut cl = [(0, 0, 0); K];
+        cl.copy_from_slice(&cols[..K]);
         let mut acc = [unsafe { T::zero() }; R];
-        let (c0, m0, m1) = cols[0];
-        let m2 = if S == 2 {
-            lanes(c0 + 2 * n, w, T::N) & 1
+        let m2 = if S == 2 && K == 3 {
+            lanes(cl[0].0 + 2 * n, w, T::N) & 1
         } else {
             0
         };
-        let (c1, n1) = (cols[1].0, cols[1].1);
-        let (c2, n2) = (cols[2].0, cols[2].1);
-        each!(I in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16] {
-            if I < (R - 1) * S + 3 {
-                // SAFETY: the caller's masks.
-                let v: [T::V; 3] = unsafe {
-                    let s = src[I];
-                    if S == 1 {
-                        [
-                            T::load::<Z>(cv, m0, s, c0),
-                            T::load::<Z>(cv, n1, s, c1),
-                            T::load::<Z>(cv, n2, s, c2),
-                        ]
-                    } else {
-                        let lo = T::load::<Z>(cv, m0, s, c0);
-                        let hi = T::load::<Z>(cv, m1, s, c0 + n);
-                        let next = T::load::<Z>(cv, m2, s, c0 + 2 * n);
-                        let even = T::evens(lo, hi);
-                        [even, T::odds(lo, hi), T::next(even, next)]
+        each!(I in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18] {
+            if I < (R - 1) * S + K {
+                let s = src[I];
+                let mut v = [unsafe { T::zero() }; K];
+                // SAFETY (loads): the caller's masks.
+                if S == 1 {
+                    for (v, &(c, m, _)) in v.iter_mut().zip(&cl) {
+                        *v = unsafe { T::load::<Z>(cv, m, s, c) };
                     }
-                };
-                for ky in 0..3 {
+                } else {
+                    // Columns 2j and 2j + 1: the even and odd lanes of one pair of loads. A
+                    // macro, not a closure: closures around the intrinsics were not inlined
+                    // (the 3×3 stride-2 kernel ran 18× slower).
+                    macro_rules! pair {
+                        ($col:expr) => {{
+                            let (c, m0, m1) = $col;
+                            // SAFETY: the caller's masks.
+                            unsafe {
+                                let lo = T::load::<Z>(cv, m0, s, c);
+                                let hi = T::load::<Z>(cv, m1, s, c + n);
+                                (T::evens(lo, hi), T::odds(lo, hi))
+                            }
+                        }};
+                    }
+                    (v[0], v[1]) = pair!(cl[0]);
+                    if K == 3 {
+                        // Column 2: the even lanes moved on by one, with lane 0 of the next
+                        // vector (one masked element instead of two loads).
+                        let next = unsafe { T::load::<Z>(cv, m2, s, cl[0].0 + 2 * n) };
+                        v[K - 1] = unsafe { T::next(v[0], next) };
+                    } else {
+                        (v[2], v[3]) = pair!(cl[2]);
+                        v[K - 1] = pair!(cl[K - 1]).0;
+                    }
+                }
+                for ky in 0..K {
                     // Output row `r` reads input row `r·S + ky`.
                     let row = I.checked_sub(ky).filter(|d| d.is_multiple_of(S) && d / S < R);
                     if let Some(d) = row {
                         let r = d / S;
                         for (kx, v) in v.iter().enumerate() {
-                            acc[r] = unsafe { T::fma(wt[ky * 3 + kx], *v, acc[r]) };
+                            acc[r] = unsafe { T::fma(wt[ky * K + kx], *v, acc[r]) };
                         }
                         // The row's last input row: written now, so few sums are live at once.
-                        if ky == 2 && r < stored {
+                        if ky == K - 1 && r < stored {
                             // SAFETY: the caller's promise on `o`, `keep` and `stored`.
                             unsafe { T::store(o.add(r * ow), keep, acc[r]) };
                         }
@@ -297,13 +322,12 @@ mod avx512 {
         let groups = oh.div_ceil(R);
         let three = p.sw == 2 && p.dw == 1 && p.kw == 3;
         let (plane_in, plane_out, taps) = (p.h * p.w, oh * ow, p.kh * p.kw);
-        // Each input row loaded once per block for every output row it feeds (`shared3`).
+        // Each input row loaded once per block for every output row it feeds (`shared_rows`).
         let shared = super::shares([p.kh, p.kw], [p.sh, p.sw], [p.dh, p.dw]);
         for c in 0..nc {
             let x = &p.x[c * plane_in..][..plane_in];
             let o = unsafe { out.as_mut_ptr().add(c * plane_out) };
             let k = &p.k[c * taps..][..taps];
-            let wt: [T::V; 9] = std::array::from_fn(|t| unsafe { T::splat(k[t % taps]) });
             for g in 0..groups {
                 // Ask for the input rows the next group adds (past the plane's end: the next
                 // channel's first rows). Large planes come from memory, and the hardware
@@ -323,7 +347,7 @@ mod avx512 {
                     // The group's input rows, from the first output row's first kernel row.
                     let first = ((ys.start + g * R) * p.sh) as isize - p.top as isize;
                     let mut src = [constant.as_ptr(); MAX_ROWS];
-                    for (i, s) in src.iter_mut().enumerate().take((R - 1) * sh + 3) {
+                    for (i, s) in src.iter_mut().enumerate().take((R - 1) * sh + p.kh) {
                         let iy = first + i as isize;
                         if (0..p.h as isize).contains(&iy) {
                             // SAFETY: `iy` is a row of the plane.
@@ -331,27 +355,34 @@ mod avx512 {
                         }
                     }
                     let (stored, w) = ((oh - g * R).min(R), p.w as isize);
-                    for b in 0..blocks {
-                        let at = (from + b * share).min(to);
-                        super::super::prefetch_l2(&p.x[at..(at + share).min(to)]);
-                        let cols = &cols[b * p.kw..][..p.kw];
-                        let j0 = b * n;
-                        let keep = lanes(j0 as isize, ow as isize, n);
-                        let o = unsafe { o.add(g * R * ow + j0) };
-                        macro_rules! block {
-                            ($s:literal) => {
-                                shared3::<T, Z, $s>(&src, cols, &wt, cv, o, w, ow, keep, stored)
-                            };
-                        }
-                        // SAFETY: as for the general case below: masks keep the reads in
-                        // the rows, `keep` and `stored` the writes in the output rows.
-                        unsafe {
-                            if sh == 1 {
-                                block!(1)
-                            } else {
-                                block!(2)
+                    // Every block of the group with the kernel's own weights, `S` and `K`.
+                    macro_rules! blocks {
+                        ($s:literal, $k:literal) => {{
+                            let wt: [T::V; $k * $k] =
+                                std::array::from_fn(|t| unsafe { T::splat(k[t]) });
+                            for b in 0..blocks {
+                                let at = (from + b * share).min(to);
+                                super::super::prefetch_l2(&p.x[at..(at + share).min(to)]);
+                                let cols = &cols[b * p.kw..][..p.kw];
+                                let j0 = b * n;
+                                let keep = lanes(j0 as isize, ow as isize, n);
+                                // SAFETY: as for the general case below: masks keep the
+                                // reads in the rows, `keep` and `stored` the writes in the
+                                // output rows.
+                                unsafe {
+                                    let o = o.add(g * R * ow + j0);
+                                    shared_rows::<T, Z, $s, $k, { $k * $k }>(
+                                        &src, cols, &wt, cv, o, w, ow, keep, stored,
+                                    )
+                                }
                             }
-                        }
+                        }};
+                    }
+                    match (sh, p.kh) {
+                        (1, 3) => blocks!(1, 3),
+                        (2, 3) => blocks!(2, 3),
+                        (1, _) => blocks!(1, 5),
+                        _ => blocks!(2, 5),
                     }
                     continue;
                 }

@@ -32,12 +32,19 @@ const COPY_PLANE: usize = 1 << 16;
 /// stride 2 44.7 → 19.1 ms, 1024² float32 5×5 stride 1 0.48 → 0.41 ms. Wider kernels are
 /// left to the row path, whose one load per tap after its phase-split copy beats two loads
 /// and a permute per tap (1024² float32 9×9 stride 1: 0.92 there, 1.03 ms here; float64 5×5
-/// stride 2: 0.10 against 0.15 ms).
+/// stride 2: 0.10 against 0.15 ms), except 5×5 kernels at stride 2 both ways, whose input rows
+/// the masked kernel loads once for all their output rows ([`kernels::shares`]): float64, 1
+/// thread 256² 42 → 33 µs, 1024² 753 → 551 µs; 2 threads 1024² 375 → 316 µs.
 pub(crate) fn applies<T: Scalar>(spec: &ConvSpec) -> bool {
     let c = spec.groups;
     let one_channel = || {
         let (kw, sw) = (spec.kernel[2], spec.stride[2]);
-        masked::<T>(spec) && kw <= if sw == 1 { 5 } else { 3 }
+        let shared = kernels::shares(
+            [spec.kernel[1], kw],
+            [spec.stride[1], sw],
+            [spec.dilation[1], spec.dilation[2]],
+        );
+        masked::<T>(spec) && (kw <= if sw == 1 { 5 } else { 3 } || shared.is_some())
     };
     (c >= 2 || (c == 1 && one_channel()))
         && spec.in_channels == c
