@@ -431,18 +431,9 @@ fn direct<T: Scalar>(spec: &ConvSpec, threads: usize) -> f64 {
     // where it is.
     let taken = crate::method::depthwise::taken::<T>(spec);
     // Taps whose input rows the masked kernel loads once for every output row they feed.
-    let shared = (taken && crate::method::depthwise::masked::<T>(spec))
-        .then(|| {
-            kernels::shares(
-                [spec.kernel[1], spec.kernel[2]],
-                [spec.stride[1], spec.stride[2]],
-                [spec.dilation[1], spec.dilation[2]],
-            )
-        })
-        .flatten()
-        .map_or(1.0, |s| {
-            1.0 / kernels::SHARED_GAIN[usize::from(spec.kernel[1] == 5)][s - 1]
-        });
+    let shared = crate::method::depthwise::shares(spec)
+        .filter(|_| taken && crate::method::depthwise::masked::<T>(spec))
+        .map_or(1.0, |s| 1.0 / kernels::shared_gain(spec.kernel[1], s));
     shared
         * rows::<T>(
             spec,

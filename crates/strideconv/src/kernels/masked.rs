@@ -45,7 +45,7 @@ pub(crate) fn supported<T: Scalar>(sw: usize) -> bool {
 /// 5×5 kernels, undilated, stride 1 or 2 both ways), where other kernels load it once per
 /// output row; the stride if so. One thread, float32, planes in L2: 3×3 256² stride 1 34.7 →
 /// 16.0 µs, stride 2 11.9 → 8.1 µs; 5×5 256² stride 1 71 → 50 µs; depthwise 5×5/2 64 @112
-/// (2 threads) 230 → 113 µs. The cost model prices taps by it ([`SHARED_GAIN`]).
+/// (2 threads) 230 → 113 µs. The cost model prices taps by it ([`shared_gain`]).
 pub(crate) fn shares(
     kernel: [usize; 2],
     stride: [usize; 2],
@@ -55,10 +55,13 @@ pub(crate) fn shares(
     (square && dilation == [1, 1] && stride[0] == stride[1] && stride[0] <= 2).then_some(stride[0])
 }
 
-/// How much cheaper a tap is where [`shares`] holds: 3×3 then 5×5 kernels, each at stride 1
-/// and 2 (one thread, planes in L2: float32 3×3 2.2× and 1.47×, float64 2.1× and 1.3×,
-/// 4096² float32 from memory 1.5×; 5×5 1.4× and, depthwise, 2×).
-pub(crate) const SHARED_GAIN: [[f64; 2]; 2] = [[2.0, 1.4], [1.4, 2.0]];
+/// How much cheaper a tap is where [`shares`] holds, for a `kernel`×`kernel` kernel (3 or 5)
+/// at `stride` (1 or 2): one thread, planes in L2, float32 3×3 2.2× and 1.47×, float64 2.1×
+/// and 1.3×, 4096² float32 from memory 1.5×; 5×5 1.4× and, depthwise, 2×.
+pub(crate) fn shared_gain(kernel: usize, stride: usize) -> f64 {
+    const GAIN: [[f64; 2]; 2] = [[2.0, 1.4], [1.4, 2.0]];
+    GAIN[usize::from(kernel == 5)][stride - 1]
+}
 
 /// Output rows `ys` of every channel (`out`: one `ys.len() × ow` plane per channel,
 /// row-major): `out[oy, ox] = Σ_{ky,kx} k[ky, kx] · xp[oy·sh + ky·dh, ox·sw + kx·dw]`, where
@@ -277,11 +280,15 @@ mod avx512 {
                 cols.push((c0, lanes(c0, w, n), m1));
             }
         }
-        // Per group of output rows and kernel row: each row's offset in the plane, or
-        // CONSTANT for a row of the pad constant (and for rows past the last, whose sums are
-        // dropped).
-        let mut rows = Vec::with_capacity(groups * p.kh * R);
-        for g in 0..groups {
+        // Each input row loaded once per block for every output row it feeds (`shared_rows`,
+        // which finds a group's rows itself), or the general loop over this table.
+        let shared = super::shares([p.kh, p.kw], [p.sh, p.sw], [p.dh, p.dw]);
+        // Per group of output rows and kernel row (none for `shared_rows`): each row's offset
+        // in the plane, or CONSTANT for a row of the pad constant (and for rows past the last,
+        // whose sums are dropped).
+        let table = if shared.is_some() { 0 } else { groups };
+        let mut rows = Vec::with_capacity(table * p.kh * R);
+        for g in 0..table {
             for ky in 0..p.kh {
                 for r in 0..R {
                     let oy = g * R + r;
@@ -294,16 +301,17 @@ mod avx512 {
         // Rows of the constant are read from this row, with the same masks as input rows.
         let constant = vec![p.cval; p.w];
         if p.cval == T::default() {
-            unsafe { run::<T, true>(p, nc, out, ys, ow, &cols, &rows, &constant) }
+            unsafe { run::<T, true>(p, nc, out, ys, ow, &cols, (shared, &rows), &constant) }
         } else {
-            unsafe { run::<T, false>(p, nc, out, ys, ow, &cols, &rows, &constant) }
+            unsafe { run::<T, false>(p, nc, out, ys, ow, &cols, (shared, &rows), &constant) }
         }
     }
 
-    /// The sums of [`planes`], with the tables it made; `Z`: the pad constant is zero.
+    /// The sums of [`planes`], with the tables it made; `Z`: the pad constant is zero;
+    /// `shared`: the stride where [`super::shares`] holds (`rows` is then empty).
     ///
     /// # Safety
-    /// As for [`planes`]; `cols` and `rows` as it makes them.
+    /// As for [`planes`]; `cols`, `shared` and `rows` as it makes them.
     #[inline(always)]
     unsafe fn run<T: Lanes, const Z: bool>(
         p: &Masked<'_, T>,
@@ -312,7 +320,7 @@ mod avx512 {
         ys: Range<usize>,
         ow: usize,
         cols: &[(isize, u32, u32)],
-        rows: &[usize],
+        (shared, rows): (Option<usize>, &[usize]),
         constant: &[T],
     ) {
         let n = T::N;
@@ -322,8 +330,6 @@ mod avx512 {
         let groups = oh.div_ceil(R);
         let three = p.sw == 2 && p.dw == 1 && p.kw == 3;
         let (plane_in, plane_out, taps) = (p.h * p.w, oh * ow, p.kh * p.kw);
-        // Each input row loaded once per block for every output row it feeds (`shared_rows`).
-        let shared = super::shares([p.kh, p.kw], [p.sh, p.sw], [p.dh, p.dw]);
         for c in 0..nc {
             let x = &p.x[c * plane_in..][..plane_in];
             let o = unsafe { out.as_mut_ptr().add(c * plane_out) };
@@ -342,7 +348,6 @@ mod avx512 {
                 let to = (from + R * p.sh * p.w).min(p.x.len());
                 // A share with each output block, so few requests are in flight at once.
                 let share = (to - from).div_ceil(blocks);
-                let rows = &rows[g * p.kh * R..][..p.kh * R];
                 if let Some(sh) = shared {
                     // The group's input rows, from the first output row's first kernel row.
                     let first = ((ys.start + g * R) * p.sh) as isize - p.top as isize;
@@ -386,6 +391,7 @@ mod avx512 {
                     }
                     continue;
                 }
+                let rows = &rows[g * p.kh * R..][..p.kh * R];
                 for b in 0..blocks {
                     let at = (from + b * share).min(to);
                     super::super::prefetch_l2(&p.x[at..(at + share).min(to)]);

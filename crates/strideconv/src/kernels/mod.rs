@@ -31,7 +31,7 @@ pub(crate) use depthwise::{interior as depthwise, Interior, Rows};
 pub(crate) use dots::dots;
 pub(crate) use fill::{planes as fill_planes, Filler};
 pub(crate) use gemm::{gemm, supported as gemm_supported};
-pub(crate) use masked::{masked, shares, supported as masked_supported, Masked, SHARED_GAIN};
+pub(crate) use masked::{masked, shared_gain, shares, supported as masked_supported, Masked};
 pub(crate) use matmul::{
     available as own_product, gathered, gathered_strided, prefers_channels, Packed, Walk,
 };

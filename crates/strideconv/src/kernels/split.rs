@@ -87,18 +87,15 @@ pub(crate) fn split_phases<T: Copy>(
             // Transposes where the phases are most of each group (their loads then read lines
             // the gathers read anyway); a few phases of long groups stay with the gathers.
             let dense = 2 * count >= step;
+            let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
             if size == 8 && dense && count >= TRANSPOSED[0] {
-                let (d, s) = (dst.as_mut_ptr().cast(), src.as_ptr().cast());
-                wide::transposed::<f64>(d, plen, s, step, groups, first, count)
+                wide::transposed::<f64>(d.cast(), plen, s.cast(), step, groups, first, count)
             } else if size == 8 {
-                let (d, s) = (dst.as_mut_ptr().cast(), src.as_ptr().cast());
-                wide::split8(d, plen, s, step, groups, first, count)
+                wide::split8(d.cast(), plen, s.cast(), step, groups, first, count)
             } else if size == 4 && dense && count >= TRANSPOSED[1] {
-                let (d, s) = (dst.as_mut_ptr().cast(), src.as_ptr().cast());
-                wide::transposed::<f32>(d, plen, s, step, groups, first, count)
+                wide::transposed::<f32>(d.cast(), plen, s.cast(), step, groups, first, count)
             } else if size == 4 {
-                let (d, s) = (dst.as_mut_ptr().cast(), src.as_ptr().cast());
-                wide::split4(d, plen, s, step, groups, first, count)
+                wide::split4(d.cast(), plen, s.cast(), step, groups, first, count)
             } else {
                 0
             }

@@ -39,12 +39,7 @@ pub(crate) fn applies<T: Scalar>(spec: &ConvSpec) -> bool {
     let c = spec.groups;
     let one_channel = || {
         let (kw, sw) = (spec.kernel[2], spec.stride[2]);
-        let shared = kernels::shares(
-            [spec.kernel[1], kw],
-            [spec.stride[1], sw],
-            [spec.dilation[1], spec.dilation[2]],
-        );
-        masked::<T>(spec) && (kw <= if sw == 1 { 5 } else { 3 } || shared.is_some())
+        masked::<T>(spec) && (kw <= if sw == 1 { 5 } else { 3 } || shares(spec).is_some())
     };
     (c >= 2 || (c == 1 && one_channel()))
         && spec.in_channels == c
@@ -52,6 +47,16 @@ pub(crate) fn applies<T: Scalar>(spec: &ConvSpec) -> bool {
         && spec.kernel[0] == 1
         && spec.input[0] == 1
         && spec.padding[0] == (0, 0)
+}
+
+/// [`kernels::shares`] for this problem's planes: the stride, where the masked kernel loads
+/// each input row once for all the output rows it feeds.
+pub(crate) fn shares(spec: &ConvSpec) -> Option<usize> {
+    kernels::shares(
+        [spec.kernel[1], spec.kernel[2]],
+        [spec.stride[1], spec.stride[2]],
+        [spec.dilation[1], spec.dilation[2]],
+    )
 }
 
 /// Whether [`kernels::masked`] computes this problem's planes: constant padding, and a
