@@ -110,3 +110,76 @@ fn channels_last_layers_padded_strided_and_in_three_dimensions_match() {
         agree(&x, &k, nhwc.clone(), &opts, &case);
     }
 }
+
+#[test]
+fn rows_shared_by_consecutive_chunks_are_kept_not_copied_again() {
+    // Rows long enough that `direct` takes a chunk of 8 output rows at a time (its buffer
+    // holds about 2^16 elements), so a chunk's first input rows are the ones the chunk
+    // before read last, moved to the buffer's front: one channel, channels-last read as
+    // one row, several input and output channels (a block each), a shorter last chunk, a
+    // vertical stride of 1, a dilation, and a stride taller than the kernel (nothing kept).
+    let signal = |channel_axis| Layout::Signal {
+        channel_axis,
+        kernel_broadcast: false,
+    };
+    let nchw = Layout::Batched {
+        channels_last: false,
+    };
+    // Input and kernel shapes, layout, stride, dilation.
+    type Case = (Vec<usize>, Vec<usize>, Layout, Vec<usize>, Vec<usize>);
+    let cases: [Case; 6] = [
+        (
+            vec![40, 3000],
+            vec![9, 5],
+            signal(None),
+            vec![2, 2],
+            vec![1, 1],
+        ),
+        (
+            vec![60, 1100, 5],
+            vec![17, 17, 5],
+            signal(Some(2)),
+            vec![2, 2],
+            vec![1, 1],
+        ),
+        (
+            vec![1, 3, 30, 2000],
+            vec![2, 3, 5, 5],
+            nchw.clone(),
+            vec![1, 2],
+            vec![1, 1],
+        ),
+        (
+            vec![1, 2, 70, 2500],
+            vec![2, 2, 3, 3],
+            nchw.clone(),
+            vec![4, 2],
+            vec![1, 1],
+        ),
+        (
+            vec![1, 1, 61, 3000],
+            vec![1, 1, 4, 3],
+            nchw,
+            vec![3, 2],
+            vec![2, 1],
+        ),
+        (
+            vec![45, 1200, 3],
+            vec![7, 6, 3],
+            signal(Some(2)),
+            vec![1, 3],
+            vec![1, 1],
+        ),
+    ];
+    for (i, (xs, ks, layout, stride, dilation)) in cases.into_iter().enumerate() {
+        let x = data(&xs, 40 + i as u64);
+        let k = data(&ks, 50 + i as u64);
+        let opts = Options {
+            stride: stride.clone(),
+            dilation: dilation.clone(),
+            ..Options::default()
+        };
+        let case = format!("{xs:?} ⋆ {ks:?}, stride {stride:?}, dilation {dilation:?}");
+        agree(&x, &k, layout, &opts, &case);
+    }
+}
