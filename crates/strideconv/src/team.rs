@@ -11,8 +11,9 @@
 //! 1–2 µs and 27 µs. The im2col layer 3×3 64→64 @56 made three such fan-outs per call.
 //!
 //! How it works:
-//! - parts are claimed from one atomic counter by every thread in the job, the caller
-//!   first, so a worker that is slow to wake costs nothing: the others take its parts;
+//! - parts are claimed one at a time by every thread in the job, the caller from the first
+//!   on and the workers from the last back (so repeated calls give a thread the same parts),
+//!   and a worker that is slow to wake costs nothing: the others take its parts;
 //! - the caller publishes a job by bumping an epoch that the workers watch: spinning for
 //!   [`SPIN`] after their last job, then asleep on a condition variable;
 //! - a worker enters a job by incrementing its entry count unless the caller has closed it
@@ -44,32 +45,54 @@ const SPIN: Duration = Duration::from_micros(300);
 /// Bit of [`Team::entry`] set when the caller closes a job.
 const CLOSED: usize = 1 << (usize::BITS - 1);
 
-/// The parts of one job, claimed one at a time.
+/// The parts of one job, claimed one at a time: the caller takes them from the first on,
+/// the workers from the last back. Where the threads keep pace the same parts fall to the
+/// same thread from one call to the next, so a part's data is still in that core's cache
+/// when a call is repeated on the same arrays (a shared counter dealt them out by who came
+/// first). Depthwise 3×3/2 256 @28 float32 on 2 threads, Rust loop, the mean of a loop of
+/// calls, best of 8 rounds interleaved: batch 1 25 → 22 µs, batch 8 188 → 176 µs; layers and
+/// seed problems of 0.3–20 ms within ±3%.
 pub(crate) struct Parts {
-    next: AtomicUsize,
+    /// Parts claimed (from either end), past `total` once they are all gone.
+    taken: AtomicUsize,
+    /// Parts claimed from the front, and from the back.
+    front: AtomicUsize,
+    back: AtomicUsize,
     total: usize,
+    /// Whether workers share the job (else every part is taken from the front, in order).
+    shared: bool,
 }
 
 impl Parts {
-    fn new(total: usize) -> Self {
+    fn new(total: usize, shared: bool) -> Self {
         Parts {
-            next: AtomicUsize::new(0),
+            taken: AtomicUsize::new(0),
+            front: AtomicUsize::new(0),
+            back: AtomicUsize::new(0),
             total,
+            shared,
         }
     }
 
     /// The next unclaimed part, if any.
     pub(crate) fn claim(&self) -> Option<usize> {
-        if self.next.load(Ordering::Relaxed) >= self.total {
+        if self.taken.load(Ordering::Relaxed) >= self.total
+            || self.taken.fetch_add(1, Ordering::Relaxed) >= self.total
+        {
             return None;
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        (i < self.total).then_some(i)
+        // This thread is owed one part: fewer than `total` were claimed before, so the ends
+        // have not met and the part it takes from its end is nobody else's.
+        Some(if self.shared && WORKER.with(Cell::get) {
+            self.total - 1 - self.back.fetch_add(1, Ordering::Relaxed)
+        } else {
+            self.front.fetch_add(1, Ordering::Relaxed)
+        })
     }
 
     /// Leave the remaining parts unclaimed (after a panic).
     fn exhaust(&self) {
-        self.next.store(self.total, Ordering::Relaxed);
+        self.taken.store(self.total, Ordering::Relaxed);
     }
 }
 
@@ -99,6 +122,8 @@ impl Job<'_> {
 thread_local! {
     /// Set while this thread runs a part of a job (a nested call then runs in order).
     static IN_JOB: Cell<bool> = const { Cell::new(false) };
+    /// Set on a team's workers: they claim parts from the back.
+    static WORKER: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The state a team's caller and workers share.
@@ -158,6 +183,7 @@ fn team(threads: usize) -> Arc<Team> {
 
 /// A worker: wait for each new job, take part in it if it is still open.
 fn work(team: &Team) {
+    WORKER.with(|w| w.set(true));
     let mut seen = team.epoch.load(Ordering::Acquire);
     loop {
         seen = wait_for_job(team, seen);
@@ -213,7 +239,7 @@ pub(crate) fn run(threads: usize, parts: usize, body: &(dyn Fn(&Parts) + Sync)) 
     if parts == 0 {
         return;
     }
-    let serial = || body(&Parts::new(parts));
+    let serial = || body(&Parts::new(parts, false));
     if threads <= 1 || parts == 1 || IN_JOB.with(Cell::get) {
         return serial();
     }
@@ -227,7 +253,7 @@ pub(crate) fn run(threads: usize, parts: usize, body: &(dyn Fn(&Parts) + Sync)) 
     }
     let job = Job {
         body,
-        parts: Parts::new(parts),
+        parts: Parts::new(parts, true),
         panic: Mutex::new(None),
     };
     // Publish: the job, an open entry count, then the epoch the workers watch.
@@ -424,6 +450,49 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_caller_claims_from_the_front_and_workers_from_the_back() {
+        let caller = std::thread::current().id();
+        let mut worked = 0;
+        // Until workers took 20 parts (one asleep, or the team busy with another test's job,
+        // leaves every part to the caller), each round checked.
+        for round in 0..200 {
+            if worked >= 20 {
+                break;
+            }
+            let ran = Mutex::new(Vec::new());
+            for_each(2, 200, |i| {
+                let mine = std::thread::current().id() == caller;
+                if !mine {
+                    // A call from inside a worker's part runs its parts in order.
+                    let order = Mutex::new(Vec::new());
+                    for_each(2, 5, |j| order.lock().unwrap().push(j));
+                    assert_eq!(order.into_inner().unwrap(), [0, 1, 2, 3, 4], "part {i}");
+                }
+                ran.lock().unwrap().push((i, mine));
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_micros(20) {
+                    std::hint::spin_loop();
+                }
+            });
+            let mut ran = ran.into_inner().unwrap();
+            ran.sort_unstable();
+            assert_eq!(ran.len(), 200, "round {round}");
+            // The caller's parts are a run from the first, the worker's the rest.
+            let k = ran.iter().take_while(|&&(_, mine)| mine).count();
+            assert!(
+                ran[k..].iter().all(|&(_, mine)| !mine),
+                "round {round}: {ran:?}"
+            );
+            assert!(
+                ran.iter().enumerate().all(|(j, &(i, _))| i == j),
+                "round {round}"
+            );
+            worked += 200 - k;
+        }
+        assert!(worked >= 20, "{worked} parts ran on a worker");
     }
 
     #[test]
