@@ -20,8 +20,11 @@ python:
 ## test: every test: Rust (unit, property, fixtures, CLI) and Python (pytest).
 test: test-rust test-python
 
+# Every test target and the doc examples; not the profiling examples under examples/ (each is
+# another build of the generic kernels: `make lint` checks that they compile).
 test-rust:
-	$(CARGO) test --workspace --exclude strideconv-python
+	$(CARGO) test --workspace --exclude strideconv-python --lib --bins --tests
+	$(CARGO) test --workspace --exclude strideconv-python --doc
 
 test-python: python
 	$(PY) -m pytest -q python/tests

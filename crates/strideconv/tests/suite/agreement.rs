@@ -11,9 +11,8 @@ use strideconv::{
     compute, ConvSpec, Element, Layout, Method, Op, Options, PadMode, Padding, Run, Scalar,
 };
 
-mod common;
 // Cases are derived from one seed proptest draws.
-use common::Rng;
+use crate::common::Rng;
 
 #[derive(Debug, Clone)]
 struct Case {
@@ -103,7 +102,7 @@ fn random_case(rng: &mut Rng, long_rows: bool) -> Case {
         let cout = groups * rng.range(1, 3);
         let batch = rng.range(1, 2);
         let channels_last = rng.below(2) == 0;
-        let xs = common::batched_shape(batch, cin, &n, channels_last);
+        let xs = crate::common::batched_shape(batch, cin, &n, channels_last);
         let mut ks = vec![cout, cin / groups];
         ks.extend(&f);
         (

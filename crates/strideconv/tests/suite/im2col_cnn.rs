@@ -9,8 +9,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 use num_complex::Complex64;
 use strideconv::{compute, Element, Layout, Method, Op, Options, PadMode, Padding, Run, Scalar};
 
-mod common;
-use common::Rng;
+use crate::common::Rng;
 
 fn random<T: Scalar>(shape: &[usize], rng: &mut Rng) -> ArrayD<T> {
     ArrayD::from_shape_simple_fn(IxDyn(shape), || T::from_f64(rng.unit()))

@@ -9,8 +9,7 @@
 use ndarray::ArrayD;
 use strideconv::{compute, ConvSpec, Layout, Method, Op, Options, PadMode, Padding, Plan};
 
-mod common;
-use common::{batched_shape, on, values, Rng};
+use crate::common::{batched_shape, on, values, Rng};
 
 /// The documented bounds, in units of ε · Σ|x||k| over an output's window: F(4×4, 3×3)
 /// (float64; its largest error seen in these tests was 47) and F(2×2, 3×3) (float32).
@@ -371,7 +370,7 @@ fn a_plan_reuses_its_transformed_kernel_only_for_an_equal_kernel() {
                 let plan = Plan::<f64>::new(spec, Method::Winograd, Some(threads)).unwrap();
                 for (k, (want, scale, case)) in kernels.iter().zip(&cases) {
                     let got = plan.execute(x.view(), k.view()).unwrap();
-                    let off = common::worst(&got, want);
+                    let off = crate::common::worst(&got, want);
                     assert!(
                         off < 1e-12 * scale,
                         "{case}, {threads} threads: off by {off}"
@@ -384,7 +383,7 @@ fn a_plan_reuses_its_transformed_kernel_only_for_an_equal_kernel() {
                     let got = plan
                         .execute(x32.view(), k.mapv(|v| v as f32).view())
                         .unwrap();
-                    let off = common::worst(&got.mapv(f64::from), want);
+                    let off = crate::common::worst(&got.mapv(f64::from), want);
                     assert!(
                         off < 1e-4 * scale,
                         "{case}, float32, {threads} threads: off by {off}"

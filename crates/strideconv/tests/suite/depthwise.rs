@@ -7,8 +7,7 @@ use ndarray::{s, ArrayD, Axis, IxDyn};
 use num_complex::Complex64;
 use strideconv::{compute, Element, Layout, Method, Op, Options, PadMode, Padding, Run};
 
-mod common;
-use common::Rng;
+use crate::common::Rng;
 
 fn run(method: Method, threads: usize) -> Run {
     Run {
@@ -51,7 +50,7 @@ fn problem(rng: &mut Rng) -> (Vec<usize>, Vec<usize>, Layout, Options) {
         })
         .collect();
     let channels_last = rng.range(0, 1) == 0;
-    let xs = common::batched_shape(batch, c, &n, channels_last);
+    let xs = crate::common::batched_shape(batch, c, &n, channels_last);
     let mut ks = vec![c, 1];
     ks.extend(&f);
     let opts = Options {

@@ -6,8 +6,7 @@
 use ndarray::ArrayD;
 use strideconv::{compute, Layout, Method, Options, Padding};
 
-mod common;
-use common::{on, values as data, worst};
+use crate::common::{on, values as data, worst};
 
 /// `direct` on 1 and 2 threads, float64 and float32, against the naive loop in float64.
 fn agree(x: &ArrayD<f64>, k: &ArrayD<f64>, layout: Layout, opts: &Options, case: &str) {

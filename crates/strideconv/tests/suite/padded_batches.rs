@@ -5,12 +5,11 @@
 use ndarray::{s, ArrayD, Axis};
 use strideconv::{compute, Layout, Method, Options, PadMode, Padding};
 
-mod common;
-use common::{on, worst};
+use crate::common::{on, worst};
 
 /// Values in [-1, 1) from `seed`, in float32.
 fn data(shape: &[usize], seed: u64) -> ArrayD<f32> {
-    common::values(shape, seed).mapv(|v| v as f32)
+    crate::common::values(shape, seed).mapv(|v| v as f32)
 }
 
 #[test]

@@ -7,8 +7,7 @@
 use ndarray::{ArrayD, IxDyn};
 use strideconv::{compute, ConvSpec, Layout, Method, Options, Plan, Run};
 
-mod common;
-use common::Rng;
+use crate::common::Rng;
 
 fn random(shape: &[usize], rng: &mut Rng) -> ArrayD<f64> {
     ArrayD::from_shape_fn(IxDyn(shape), |_| rng.unit() - 0.5)
