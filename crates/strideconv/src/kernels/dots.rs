@@ -188,9 +188,23 @@ mod wide {
             }
             i += R;
         }
-        for (o, &st) in out[i..].iter_mut().zip(&starts[i..]) {
-            // SAFETY: as above.
-            *o += unsafe { block::<T, 1>(x, [st], k)[0] };
+        // The last few outputs as one block of 4 or 8 whose spare windows repeat the last
+        // one (computed and dropped): a lone window loads a kernel vector for each of its
+        // vectors, so five to seven of them cost more than a block of eight.
+        let rest = out.len() - i;
+        let last = starts.len().saturating_sub(1);
+        let pad = |r: usize| starts[(i + r).min(last)];
+        // SAFETY (each block): as above, for windows that are all among `starts`.
+        if rest > 4 {
+            let sums = unsafe { block::<T, R>(x, std::array::from_fn(pad), k) };
+            out[i..].iter_mut().zip(sums).for_each(|(o, s)| *o += s);
+        } else if rest > 2 {
+            let sums = unsafe { block::<T, 4>(x, std::array::from_fn(pad), k) };
+            out[i..].iter_mut().zip(sums).for_each(|(o, s)| *o += s);
+        } else {
+            for (o, &st) in out[i..].iter_mut().zip(&starts[i..]) {
+                *o += unsafe { block::<T, 1>(x, [st], k)[0] };
+            }
         }
     }
 
@@ -359,7 +373,7 @@ mod tests {
             for (rows, step) in [(1, 0), (3, 211), (2, len)] {
                 let k = &k_all[..rows * len];
                 let room = x.len() - (rows - 1) * step - len;
-                for outs in [1, 2, 3, 4, 5, 9] {
+                for outs in [1, 2, 3, 4, 5, 6, 7, 9, 11, 12, 15] {
                     let starts: Vec<usize> = (0..outs).map(|i| (i * 29) % room).collect();
                     let mut got = vec![5i128; outs];
                     dots(&x, step, rows, &starts, k, &mut got);
