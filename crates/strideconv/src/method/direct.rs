@@ -510,10 +510,11 @@ fn run_rows<T: Scalar>(
     // once for both. Measured, one thread: float64 1024² ⋆ 17² stride 2 4.97 → 3.41 ms,
     // ⋆ 33² 17.7 → 12.1 ms; n×n×5 512² ⋆ 17² 7.08 → 5.25 ms; float32 512² ⋆ 17² stride 1
     // 2.40 → 1.51 ms; kernels of 3 or 5 rows unchanged.
-    let shift = s1 * s2 * plen;
+    // One input row in the buffer (its `s2` phases), and the shift between output rows.
+    let row_len = s2 * plen;
+    let shift = s1 * row_len;
     // Each (channel, depth slice) block of the buffer holds up to a whole chunk's rows.
     let nrows_max = rows_chunk.saturating_sub(1) * s1 + ext1;
-    let row_len = s2 * plen;
     let need = cin * kd * nrows_max * row_len + PAD;
     if buf.len() < need {
         buf.resize(need, T::zero());
@@ -571,8 +572,8 @@ fn run_rows<T: Scalar>(
                 }
                 have = xh0..xh0 + nrows;
                 let paired = pair_shift(kh, s1, d1, h1 - h0, ow);
-                if paired.is_some() && pair_made != paired {
-                    pair.lists(starts, (kh, kw), paired.unwrap_or(0), shift);
+                if let Some(q) = paired.filter(|_| pair_made != paired) {
+                    pair.lists(starts, (kh, kw), q, shift);
                     pair_made = paired;
                     weights_of = None;
                 }
