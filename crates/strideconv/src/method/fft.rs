@@ -545,9 +545,9 @@ impl<F: FftNum + Float> Transforms<F> {
 pub(crate) struct FftMethod<F: FftNum> {
     polyphase: bool,
     planners: Mutex<(FftPlanner<F>, RealFftPlanner<F>)>,
-    /// The kernel spectra of the last kernel seen ([`KernelSpectra`] of the plan's type):
-    /// a plan called again with an equal kernel, or on the next image of a batch, transforms
-    /// only the input.
+    /// The last kernel seen and, once it has been seen twice, its spectra ([`KernelSpectra`]
+    /// of the plan's type): a plan called again with an equal kernel, or on the next image
+    /// of a batch, transforms only the input.
     spectra: Mutex<Option<Box<dyn Any + Send + Sync>>>,
 }
 
@@ -556,8 +556,9 @@ type Spectrum<F> = Option<Vec<C<F>>>;
 /// Every kernel spectrum of one run, shared between the plan's memory and the run.
 type SpectraSet<F> = Arc<Vec<Spectrum<F>>>;
 
-/// Kernel spectra in the order of `run` (`((phase·cin + c)·cout + o)`, `None` for a phase
-/// without taps), with everything they were computed from.
+/// A kernel with everything its spectra are computed from, and the spectra themselves in the
+/// order of `run` (`((phase·cin + c)·cout + o)`, `None` for a phase without taps) once they
+/// are kept.
 struct KernelSpectra<T: FftScalar> {
     shape: Vec<usize>,
     values: Vec<T>,
@@ -565,10 +566,39 @@ struct KernelSpectra<T: FftScalar> {
     phases: Vec<[usize; SPATIAL]>,
     stride: [usize; SPATIAL],
     dilation: [usize; SPATIAL],
-    spectra: SpectraSet<T::F>,
+    spectra: Option<SpectraSet<T::F>>,
+}
+
+/// What a run does with its kernel spectra.
+enum Memo<F> {
+    /// Kept from an earlier call with an equal kernel: only read.
+    Kept(SpectraSet<F>),
+    /// Transform them all first and keep them: the kernel was seen before, or this run uses
+    /// each spectrum more than once (several images or bands).
+    Keep,
+    /// Transform each where it is multiplied, into a buffer reused for the next one.
+    OnTheFly,
 }
 
 impl<T: FftScalar> KernelSpectra<T> {
+    /// Kernel `k` on this geometry, without spectra yet.
+    fn of(
+        k: &ArrayView5<'_, T>,
+        m: [usize; SPATIAL],
+        phases: &[[usize; SPATIAL]],
+        g: &Geom,
+    ) -> Self {
+        KernelSpectra {
+            shape: k.shape().to_vec(),
+            values: k.iter().copied().collect(),
+            m,
+            phases: phases.to_vec(),
+            stride: g.stride,
+            dilation: g.dilation,
+            spectra: None,
+        }
+    }
+
     /// True when these are the spectra of kernel `k` on this geometry. A kernel holding NaN
     /// never matches (NaN ≠ NaN) and is transformed again, which is only slower.
     fn matches(
@@ -991,71 +1021,72 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
         let zero = C::new(T::F::zero(), T::F::zero());
         // Kernel spectra: index ((p·cin + c)·cout + o); None where a phase is empty. Remembered
         // from the last block or call when the kernel and the geometry are equal.
-        let keep = setup.phases.len() * cin * cout * spec_len <= KEPT_KERNEL_SPECTRA;
-        let coarse = coarse && keep;
+        let small = setup.phases.len() * cin * cout * spec_len <= KEPT_KERNEL_SPECTRA;
+        let coarse = coarse && small;
         // The caller's own buffers; in the coarse split the threads transform into buffers of
         // their own, and this one serves the inverses only (no input buffer to zero).
         let mut w = Work::<T>::new(if coarse { 0 } else { size });
         let new_work = || Work::<T>::new(size);
-        let remembered = if keep {
+        // Kernel spectra are kept when they will serve again: in this run (the next image or
+        // band) or in the next call (a kernel seen twice in a row is taken to recur). A kernel
+        // seen once is only remembered, and its spectra made where they are multiplied, into
+        // one reused buffer: keeping them costs a pass of writes and fresh pages (glibc gives
+        // a freed heap top back to the system), and most of the time where a call's kernel is
+        // new each time. One thread, float64, a new kernel each call: n×n×10 stride 5, 1024²
+        // ⋆ 256² (89 MB of spectra), 117 → 74 ms, a quarter of it page faults.
+        let reused = nb > 1 || oh > band;
+        let memo = if small {
             let mut slot = self.spectra.lock().unwrap_or_else(|e| e.into_inner());
-            let hit = slot
+            let seen = slot
                 .as_ref()
                 .and_then(|b| b.downcast_ref::<KernelSpectra<T>>())
                 .filter(|c| c.matches(&k, m, &setup.phases, g))
                 .map(|c| c.spectra.clone());
-            if hit.is_none() {
-                // Freed before the new spectra are made, so they reuse its memory (cache-warm
-                // and without growing the heap). Reusing its buffers directly was measured 5–8%
-                // slower (seed-3d 1024², kernel 256², stride 5): they are cold by then, while
-                // freshly faulted pages arrive zeroed in cache.
-                *slot = None;
+            match seen {
+                Some(Some(spectra)) => Memo::Kept(spectra),
+                Some(None) => Memo::Keep,
+                None => {
+                    // Freed before new spectra are made, so they reuse its memory (cache-warm
+                    // and without growing the heap). Reusing its buffers directly was
+                    // measured 5–8% slower (seed-3d 1024², kernel 256², stride 5): they are
+                    // cold by then, while freshly faulted pages arrive zeroed in cache.
+                    *slot = None;
+                    if reused {
+                        Memo::Keep
+                    } else {
+                        *slot = Some(Box::new(KernelSpectra::<T>::of(&k, m, &setup.phases, g)));
+                        Memo::OnTheFly
+                    }
+                }
             }
-            hit
         } else {
-            None
+            Memo::OnTheFly
         };
-        let kspec: SpectraSet<T::F> = match remembered {
-            Some(spectra) => spectra,
-            None => {
-                let mut kspec: Vec<Spectrum<T::F>> = Vec::new();
+        let kspec: SpectraSet<T::F> = match &memo {
+            Memo::Kept(spectra) => spectra.clone(),
+            Memo::OnTheFly => Arc::new(Vec::new()),
+            Memo::Keep => {
                 let kernel_spectrum = |w: &mut Work<T>, p, c, o| {
                     setup
                         .kernel_spectrum(w, o, c, p)
                         .then(|| std::mem::take(&mut w.spec))
                 };
-                if coarse {
-                    let jobs: Vec<([usize; SPATIAL], usize, usize)> = (setup.phases.iter())
-                        .flat_map(|&p| {
-                            (0..cin).flat_map(move |c| (0..cout).map(move |o| (p, c, o)))
-                        })
-                        .collect();
-                    kspec = crate::team::map_init(g.threads, jobs.len(), new_work, |w, i| {
+                let jobs: Vec<([usize; SPATIAL], usize, usize)> = (setup.phases.iter())
+                    .flat_map(|&p| (0..cin).flat_map(move |c| (0..cout).map(move |o| (p, c, o))))
+                    .collect();
+                let kspec = Arc::new(if coarse {
+                    crate::team::map_init(g.threads, jobs.len(), new_work, |w, i| {
                         let (p, c, o) = jobs[i];
                         kernel_spectrum(w, p, c, o)
-                    });
-                } else if keep {
-                    for &p in &setup.phases {
-                        for c in 0..cin {
-                            for o in 0..cout {
-                                kspec.push(kernel_spectrum(&mut w, p, c, o));
-                            }
-                        }
-                    }
-                }
-                let kspec = Arc::new(kspec);
-                if keep {
-                    let entry = KernelSpectra::<T> {
-                        shape: k.shape().to_vec(),
-                        values: k.iter().copied().collect(),
-                        m,
-                        phases: setup.phases.clone(),
-                        stride: g.stride,
-                        dilation: g.dilation,
-                        spectra: kspec.clone(),
-                    };
-                    *self.spectra.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(entry));
-                }
+                    })
+                } else {
+                    (jobs.iter())
+                        .map(|&(p, c, o)| kernel_spectrum(&mut w, p, c, o))
+                        .collect()
+                });
+                let mut entry = KernelSpectra::<T>::of(&k, m, &setup.phases, g);
+                entry.spectra = Some(kspec.clone());
+                *self.spectra.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(entry));
                 kspec
             }
         };
@@ -1065,7 +1096,7 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
         let scale = T::F::one()
             / <T::F as num_traits::NumCast>::from(size).expect("transform size fits the float");
         let at = |i: [usize; SPATIAL]| (i[0] * m[1] + i[1]) * m[2] + i[2];
-        let kept = keep.then_some(&kspec[..]);
+        let kept = (!matches!(memo, Memo::OnTheFly)).then_some(&kspec[..]);
         // Whole transforms go to the threads; the inverses, one per output channel, spread
         // their rows instead.
         let inverse = t.with_threads(g.threads);

@@ -174,8 +174,10 @@ fn one_plan_with_new_and_repeated_kernels() {
         method: Method::Naive,
         threads: Some(1),
     };
-    // a, b, b, a, c, a: spectra replaced, reused, replaced again.
-    for i in [0, 1, 1, 0, 2, 0] {
+    // A kernel seen once is remembered, transformed where multiplied; seen again, its
+    // spectra are kept; a third time, read. a, b, b, b, a, a, a, c, a: every state, and every
+    // change between them.
+    for i in [0, 1, 1, 1, 0, 0, 0, 2, 0] {
         let k = &kernels[i];
         let got = plan.execute(x.view(), k.view()).unwrap();
         let want = compute(
