@@ -438,6 +438,22 @@ impl<F: FftNum + Float> Transforms<F> {
         }
     }
 
+    /// Real-to-complex transforms of the first `rows` rows of `data` (`[rows][m2]`, used as
+    /// scratch) into `out` (`[rows][h2]`).
+    fn rows_forward(&self, data: &mut [F], rows: usize, out: &mut [C<F>], scratch: &mut Vec<C<F>>) {
+        let (m2, h2) = (self.m[2], self.h2);
+        scratch.resize(self.r2c.get_scratch_len(), C::new(F::zero(), F::zero()));
+        for (x, y) in data
+            .chunks_exact_mut(m2)
+            .zip(out.chunks_exact_mut(h2))
+            .take(rows)
+        {
+            self.r2c
+                .process_with_scratch(x, y, scratch)
+                .expect("buffer lengths match the plan");
+        }
+    }
+
     /// Threads the rows of a `len`-element buffer are spread over: 1 for small buffers.
     fn row_threads(&self, len: usize) -> usize {
         if len >= PARALLEL_MIN {
@@ -650,6 +666,14 @@ struct Work<T: FftScalar> {
     /// The input spectrum being multiplied.
     xs: Vec<C<T::F>>,
     tmp: Vec<C<T::F>>,
+    /// [`Setup::accumulate_fused`]: the kernels' rows along the last axis, one column block
+    /// of the input and of a kernel, and the transforms' scratch.
+    krows: Vec<C<T::F>>,
+    col: Vec<C<T::F>>,
+    kcol: Vec<C<T::F>>,
+    scratch: Vec<C<T::F>>,
+    /// Which output channels' kernels have taps in the phase at hand.
+    taps: Vec<bool>,
 }
 
 impl<T: FftScalar> Work<T> {
@@ -662,6 +686,11 @@ impl<T: FftScalar> Work<T> {
             spec: Vec::new(),
             xs: Vec::new(),
             tmp: Vec::new(),
+            krows: Vec::new(),
+            col: Vec::new(),
+            kcol: Vec::new(),
+            scratch: Vec::new(),
+            taps: Vec::new(),
         }
     }
 
@@ -726,6 +755,8 @@ struct Setup<'a, T: FftScalar> {
     kernel: [usize; SPATIAL],
     /// Live phases (non-empty kernel part).
     phases: Vec<[usize; SPATIAL]>,
+    /// Products taken column block by column block ([`Self::accumulate_fused`]).
+    fused: bool,
 }
 
 impl<T: FftScalar> Setup<'_, T> {
@@ -862,6 +893,9 @@ impl<T: FftScalar> Setup<'_, T> {
         chans: Range<usize>,
         row0: usize,
     ) {
+        if self.fused {
+            return self.accumulate_fused(w, acc, kspec, n, pi, chans, row0);
+        }
         let (t, p) = (&self.t, self.phases[pi]);
         let (cout, cin) = (self.k.shape()[0], self.k.shape()[1]);
         let len = t.spectrum_len();
@@ -895,6 +929,135 @@ impl<T: FftScalar> Setup<'_, T> {
                 multiply_add(&mut acc[o * len..(o + 1) * len], &w.xs, kv, t.threads);
             }
             std::mem::swap(&mut w.xs, &mut w.spec);
+        }
+    }
+
+    /// [`Self::accumulate`] for real 2-D transforms on one thread, the pass along the
+    /// columns fused with the products: each (phase, channel) input and each kernel is
+    /// transformed along its rows that hold values only; then, a block of columns at a time,
+    /// the block is gathered (a small transpose, into L1), transformed along the columns,
+    /// multiplied and added into `acc`. Against whole transforms (a transpose and a pass
+    /// along the columns over the whole spectrum, then a pass of products), each spectrum is
+    /// written and read once instead of three times, and a kernel's zero rows are never
+    /// transformed.
+    #[allow(clippy::too_many_arguments)]
+    fn accumulate_fused(
+        &self,
+        w: &mut Work<T>,
+        acc: &mut [C<T::F>],
+        kspec: Option<&[Spectrum<T::F>]>,
+        n: usize,
+        pi: usize,
+        chans: Range<usize>,
+        row0: usize,
+    ) {
+        let (t, p) = (&self.t, self.phases[pi]);
+        let (cout, cin) = (self.k.shape()[0], self.k.shape()[1]);
+        let [_, m1, m2] = t.m;
+        let (h2, len, size) = (t.h2, t.spectrum_len(), m1 * m2);
+        let grouped = chans.len() > 1;
+        let cnt = self.counts(p, row0);
+        // Input rows holding points; none in this band: nothing to add.
+        let live = cnt[1];
+        if live == 0 {
+            return;
+        }
+        if grouped {
+            self.fill_inputs(&mut w.group, n, chans.clone(), p, row0, cnt);
+        }
+        let klive = self.geo.klen[1];
+        // Columns per block: a block of the input and one of a kernel stay in L1.
+        let block = (2048 / m1).clamp(1, 16);
+        let col_fft = &t.mid[0];
+        let zero = C::new(T::F::zero(), T::F::zero());
+        w.col.resize(block * m1, zero);
+        w.kcol.resize(block * m1, zero);
+        if w.xs.len() < live * h2 {
+            w.xs = (t.buffer)(len);
+        }
+        if kspec.is_none() && w.krows.len() < cout * klive * h2 {
+            w.krows = (t.buffer)(cout * klive * h2);
+        }
+        let Work {
+            data,
+            group,
+            real,
+            xs,
+            krows,
+            col,
+            kcol,
+            scratch,
+            taps,
+            ..
+        } = w;
+        // The first `rows` rows of `data` along the last axis into `out`, as real values:
+        // `data` itself, or converted into `real`.
+        let forward = |data: &mut [T],
+                       rows: usize,
+                       out: &mut [C<T::F>],
+                       real: &mut Vec<T::F>,
+                       scratch: &mut Vec<C<T::F>>| match T::real_mut(data) {
+            Some(x) => t.rows_forward(x, rows, out, scratch),
+            None => {
+                real.clear();
+                real.extend(data[..rows * m2].iter().map(|v| v.to_c().re));
+                t.rows_forward(real, rows, out, scratch);
+            }
+        };
+        for (i, c) in chans.enumerate() {
+            if grouped {
+                forward(
+                    &mut group[i * size..(i + 1) * size],
+                    live,
+                    xs,
+                    real,
+                    scratch,
+                );
+            } else {
+                self.fill_input(data, n, c, p, row0, cnt);
+                forward(data, live, xs, real, scratch);
+            }
+            if kspec.is_none() {
+                taps.clear();
+                for o in 0..cout {
+                    let any = self.fill_kernel(data, o, c, p);
+                    if any {
+                        let out = &mut krows[o * klive * h2..(o + 1) * klive * h2];
+                        forward(data, klive, out, real, scratch);
+                    }
+                    taps.push(any);
+                }
+            }
+            let need = col_fft.get_inplace_scratch_len();
+            if scratch.len() < need {
+                scratch.resize(need, zero);
+            }
+            for j0 in (0..h2).step_by(block) {
+                let b = block.min(h2 - j0);
+                let col = &mut col[..b * m1];
+                gather_columns(col, xs, live, h2, j0, m1);
+                col_fft.process_with_scratch(col, &mut scratch[..need]);
+                for o in 0..cout {
+                    let kv: &[C<T::F>] = match kspec {
+                        Some(kspec) => match &kspec[(pi * cin + c) * cout + o] {
+                            Some(v) => &v[j0 * m1..(j0 + b) * m1],
+                            None => continue,
+                        },
+                        None => {
+                            if !taps[o] {
+                                continue;
+                            }
+                            let kcol = &mut kcol[..b * m1];
+                            let rows = &krows[o * klive * h2..(o + 1) * klive * h2];
+                            gather_columns(kcol, rows, klive, h2, j0, m1);
+                            col_fft.process_with_scratch(kcol, &mut scratch[..need]);
+                            kcol
+                        }
+                    };
+                    let y = &mut acc[o * len + j0 * m1..][..b * m1];
+                    crate::kernels::complex_multiply_add(y, col, kv);
+                }
+            }
         }
     }
 
@@ -1008,6 +1171,9 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
         let coarse = g.threads > 1 && units.len() >= g.threads;
         let t = self.transforms::<T>(m, if coarse { 1 } else { g.threads });
         let spec_len = t.spectrum_len();
+        // Real 2-D transforms, each on one thread: the pass along the columns fused with the
+        // products ([`Setup::accumulate_fused`]).
+        let fused = T::REAL && m[0] == 1 && m[1] > 1 && t.row_threads(spec_len) == 1;
         let setup = Setup {
             x: &x,
             k: &k,
@@ -1016,6 +1182,7 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
             t,
             kernel,
             phases,
+            fused,
         };
         let t = &setup.t;
         let zero = C::new(T::F::zero(), T::F::zero());
@@ -1199,6 +1366,27 @@ fn put_rows<T>(
                 *y = get(first + j * step);
             }
         }
+    }
+}
+
+/// Columns `j0 ..` of `rows` (`[live][h2]`; the rows after them are zero) as the
+/// `col.len() / m1` columns of `col`, each `m1` long.
+fn gather_columns<F: FftNum>(
+    col: &mut [C<F>],
+    rows: &[C<F>],
+    live: usize,
+    h2: usize,
+    j0: usize,
+    m1: usize,
+) {
+    let b = col.len() / m1;
+    for (r, row) in rows.chunks_exact(h2).take(live).enumerate() {
+        for (k, &v) in row[j0..j0 + b].iter().enumerate() {
+            col[k * m1 + r] = v;
+        }
+    }
+    for k in 0..b {
+        col[k * m1 + live..(k + 1) * m1].fill(C::new(F::zero(), F::zero()));
     }
 }
 

@@ -88,18 +88,29 @@ fn channel_last_arrays_by_phase() {
 #[test]
 fn batched_channel_last_layers() {
     let mut rng = Rng(12);
-    for (n, cin, cout, f, s) in [(40, 4, 3, 7, 2), (31, 6, 2, 15, 3)] {
-        let x = random(&[2, n, n, cin], &mut rng);
+    // Two images (kernel spectra kept for the second), and one (each kernel transformed
+    // where it is multiplied, with several output channels; dilated).
+    for (batch, n, cin, cout, f, s, d) in [
+        (2, 40, 4, 3, 7, 2, 1),
+        (2, 31, 6, 2, 15, 3, 1),
+        (1, 45, 3, 4, 6, 2, 2),
+        (1, 38, 2, 3, 9, 3, 1),
+    ] {
+        let x = random(&[batch, n, n, cin], &mut rng);
         let k = random(&[cout, cin, f, f], &mut rng);
         let layout = Layout::Batched {
             channels_last: true,
+        };
+        let opts = Options {
+            dilation: vec![d],
+            ..Options::strided(s)
         };
         check(
             &x,
             &k,
             layout,
-            &Options::strided(s),
-            &format!("NHWC {n}² {cin}→{cout} {f}²/{s}"),
+            &opts,
+            &format!("NHWC {batch}×{n}² {cin}→{cout} {f}²/{s} dilated {d}"),
         );
     }
 }
