@@ -47,7 +47,13 @@ mod unit {
     /// One scalar multiply-add of shift-and-add over strided slices, and the slicing of
     /// one tap.
     pub const SHIFT_ADD_MAC: f64 = 4.9e-10;
-    pub const SHIFT_ADD_TAP: f64 = 4.0e-8;
+    /// One tap's slicing, view and pass (at 16² most of a call: 0.9 µs with one tap, 1.5
+    /// µs with 4, 2.7 µs with 9, 2 threads, float64).
+    pub const SHIFT_ADD_TAP: f64 = 2.0e-7;
+    /// The depthwise path's fixed work beyond a call's (views of the padded input, the
+    /// output's, the blocks): a one-channel 1×1 kernel, stride 2, 16²–32², took 1.3–1.4 µs
+    /// against shift-and-add's 0.9 µs.
+    pub const DEPTHWISE_CALL: f64 = 0.45e-6;
     /// One multiply-add whose input is a cache line away from the previous one's (n×n×5
     /// float64, stride 2, a 1×1×5 kernel: 2.3× the estimate without it at n = 1024, where
     /// shift-and-add was chosen over a direct method 1.3× faster).
@@ -434,19 +440,21 @@ fn direct<T: Scalar>(spec: &ConvSpec, threads: usize) -> f64 {
     let shared = crate::method::depthwise::shares(spec)
         .filter(|_| taken && crate::method::depthwise::masked::<T>(spec))
         .map_or(1.0, |s| 1.0 / kernels::shared_gain(spec.kernel[1], s));
-    shared
-        * rows::<T>(
-            spec,
-            spec.in_channels / spec.groups,
-            spec.kernel,
-            [spec.stride[1], spec.stride[2]],
-            [spec.dilation[1], spec.dilation[2]],
-            if taken {
-                (0.0, false, threads)
-            } else {
-                (unit::COPY, true, threads)
-            },
-        )
+    let fixed = if taken { unit::DEPTHWISE_CALL } else { 0.0 };
+    fixed
+        + shared
+            * rows::<T>(
+                spec,
+                spec.in_channels / spec.groups,
+                spec.kernel,
+                [spec.stride[1], spec.stride[2]],
+                [spec.dilation[1], spec.dilation[2]],
+                if taken {
+                    (0.0, false, threads)
+                } else {
+                    (unit::COPY, true, threads)
+                },
+            )
 }
 
 /// How much cheaper a tap is when it serves two output rows ([`rows`]).
