@@ -15,7 +15,9 @@
 //! work); the other axes are complex transforms made contiguous by a transpose. Spectra stay
 //! in the transposed layout (products are elementwise, so the layout does not matter), which
 //! saves the transposes back; only the inverse undoes them. Rows are transformed on the
-//! plan's threads.
+//! plan's threads. Real 2-D transforms made on one thread (each thread its own phases, or
+//! one thread in all) take the pass along the columns a block of columns at a time, fused
+//! with the products ([`Setup::accumulate_fused`]).
 
 use std::any::Any;
 use std::ops::Range;
