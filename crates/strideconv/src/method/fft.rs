@@ -968,7 +968,8 @@ impl<T: FftScalar> Setup<'_, T> {
             self.fill_inputs(&mut w.group, n, chans.clone(), p, row0, cnt);
         }
         let klive = self.geo.klen[1];
-        // Columns per block: a block of the input and one of a kernel stay in L1.
+        // Columns per block: 32 KiB of float64 spectrum (L1's size); with the kernel's block
+        // and the sum's, within L2.
         let block = (2048 / m1).clamp(1, 16);
         let col_fft = &t.mid[0];
         let zero = C::new(T::F::zero(), T::F::zero());
@@ -1199,10 +1200,10 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
         // Kernel spectra are kept when they will serve again: in this run (the next image or
         // band) or in the next call (a kernel seen twice in a row is taken to recur). A kernel
         // seen once is only remembered, and its spectra made where they are multiplied, into
-        // one reused buffer: keeping them costs a pass of writes and fresh pages (glibc gives
-        // a freed heap top back to the system), and most of the time where a call's kernel is
-        // new each time. One thread, float64, a new kernel each call: n×n×10 stride 5, 1024²
-        // ⋆ 256² (89 MB of spectra), 117 → 74 ms, a quarter of it page faults.
+        // one reused buffer: keeping spectra that no call reads cost a pass of writes and
+        // fresh pages (glibc gives a freed heap top back to the system). One thread, float64,
+        // a new kernel each call: n×n×10 stride 5, 1024² ⋆ 256² (89 MB of spectra, 20k page
+        // faults a call) 127 → 79 ms.
         let reused = nb > 1 || oh > band;
         let memo = if small {
             let mut slot = self.spectra.lock().unwrap_or_else(|e| e.into_inner());
