@@ -91,6 +91,12 @@ mod unit {
     /// transform the estimate was 29 µs, and `fft` lost cells at n = 48–64 it was fastest on.)
     pub const FFT_TRANSFORM: f64 = 0.15e-6;
     pub const FFT_CALL: f64 = 4.0e-6;
+    /// Both FFT methods' estimates for a channels-last input of several channels at a
+    /// last-axis stride of 3 or more (the seed's n×n×10 stride 5), where the phase split
+    /// goes by gathers: measured against the estimate, float64, 2 threads, 192²–1024²,
+    /// kernels 48²–128²: `fft` 1.6–2.5×, `fft_full` 1.5–2.8× (`direct` 0.99–1.17×), so
+    /// `fft` was chosen at 48² kernels where `direct` was 1.3–1.7× faster.
+    pub const FFT_GATHERED_SCALE: f64 = 2.0;
     /// One complex multiply-add of spectra.
     pub const SPECTRUM_MAC: f64 = 1.5e-9;
     /// Fixed cost of a call, and of waking the thread pool.
@@ -547,5 +553,12 @@ fn fft<T: Scalar>(spec: &ConvSpec, polyphase: bool) -> f64 {
     let kernels = live * cin_g * cout_g * per_transform;
     let per_band = (live * cin_g + cout_g) * per_transform
         + live * cin_g * cout_g * spectrum * unit::SPECTRUM_MAC;
-    spec.batch as f64 * spec.groups as f64 * (kernels + bands * per_band) + unit::FFT_CALL
+    // Channels-last input split by gathers ([`unit::FFT_GATHERED_SCALE`]).
+    let gathered = channels_last(spec) && spec.in_channels > 1 && spec.stride[2] >= 3;
+    let scale = if gathered {
+        unit::FFT_GATHERED_SCALE
+    } else {
+        1.0
+    };
+    scale * spec.batch as f64 * spec.groups as f64 * (kernels + bands * per_band) + unit::FFT_CALL
 }
