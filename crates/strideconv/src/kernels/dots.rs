@@ -180,31 +180,45 @@ mod wide {
     ) {
         let mut i = 0;
         while i + R <= out.len() {
-            let at: [usize; R] = std::array::from_fn(|r| starts[i + r]);
             // SAFETY: the caller's promise, for these windows.
-            let sums = unsafe { block::<T, R>(x, at, k) };
-            for (o, s) in out[i..i + R].iter_mut().zip(sums) {
-                *o += s;
-            }
+            unsafe { add_block::<T, R>(x, starts, i, k, out) };
             i += R;
         }
         // The last few outputs as one block of 4 or 8 whose spare windows repeat the last
         // one (computed and dropped): a lone window loads a kernel vector for each of its
         // vectors, so five to seven of them cost more than a block of eight.
-        let rest = out.len() - i;
-        let last = starts.len().saturating_sub(1);
-        let pad = |r: usize| starts[(i + r).min(last)];
         // SAFETY (each block): as above, for windows that are all among `starts`.
-        if rest > 4 {
-            let sums = unsafe { block::<T, R>(x, std::array::from_fn(pad), k) };
-            out[i..].iter_mut().zip(sums).for_each(|(o, s)| *o += s);
-        } else if rest > 2 {
-            let sums = unsafe { block::<T, 4>(x, std::array::from_fn(pad), k) };
-            out[i..].iter_mut().zip(sums).for_each(|(o, s)| *o += s);
-        } else {
-            for (o, &st) in out[i..].iter_mut().zip(&starts[i..]) {
-                *o += unsafe { block::<T, 1>(x, [st], k)[0] };
+        match out.len() - i {
+            5.. => unsafe { add_block::<T, R>(x, starts, i, k, out) },
+            3..=4 => unsafe { add_block::<T, 4>(x, starts, i, k, out) },
+            _ => {
+                for j in i..out.len() {
+                    unsafe { add_block::<T, 1>(x, starts, j, k, out) };
+                }
             }
+        }
+    }
+
+    /// `out[i + r] += ` the dot product of `k` with the window at `starts[i + r]`, for the
+    /// `M` outputs from `i` (those past the end of `out` are computed on the last window and
+    /// dropped).
+    ///
+    /// # Safety
+    /// As for [`dots`]; `i` must index `starts`.
+    #[inline(always)]
+    unsafe fn add_block<T: Lanes + std::ops::AddAssign, const M: usize>(
+        x: &[T],
+        starts: &[usize],
+        i: usize,
+        k: &[T],
+        out: &mut [T],
+    ) {
+        let last = starts.len() - 1;
+        let at: [usize; M] = std::array::from_fn(|r| starts[(i + r).min(last)]);
+        // SAFETY: the caller's promise; every window is one of `starts`.
+        let sums = unsafe { block::<T, M>(x, at, k) };
+        for (o, s) in out[i..].iter_mut().zip(sums) {
+            *o += s;
         }
     }
 

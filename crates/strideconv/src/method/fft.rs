@@ -441,10 +441,10 @@ impl<F: FftNum + Float> Transforms<F> {
     }
 
     /// Real-to-complex transforms of the first `rows` rows of `data` (`[rows][m2]`, used as
-    /// scratch) into `out` (`[rows][h2]`).
-    fn rows_forward(&self, data: &mut [F], rows: usize, out: &mut [C<F>], scratch: &mut Vec<C<F>>) {
+    /// scratch) into `out` (`[rows][h2]`); `scratch` at least the transform's scratch length.
+    fn rows_forward(&self, data: &mut [F], rows: usize, out: &mut [C<F>], scratch: &mut [C<F>]) {
         let (m2, h2) = (self.m[2], self.h2);
-        scratch.resize(self.r2c.get_scratch_len(), C::new(F::zero(), F::zero()));
+        let scratch = &mut scratch[..self.r2c.get_scratch_len()];
         for (x, y) in data
             .chunks_exact_mut(m2)
             .zip(out.chunks_exact_mut(h2))
@@ -975,6 +975,9 @@ impl<T: FftScalar> Setup<'_, T> {
         let zero = C::new(T::F::zero(), T::F::zero());
         w.col.resize(block * m1, zero);
         w.kcol.resize(block * m1, zero);
+        // One scratch for the row transforms and those along the columns.
+        let need = col_fft.get_inplace_scratch_len();
+        w.scratch.resize(need.max(t.r2c.get_scratch_len()), zero);
         if w.xs.len() < live * h2 {
             w.xs = (t.buffer)(len);
         }
@@ -984,7 +987,6 @@ impl<T: FftScalar> Setup<'_, T> {
         let Work {
             data,
             group,
-            real,
             xs,
             krows,
             col,
@@ -993,32 +995,19 @@ impl<T: FftScalar> Setup<'_, T> {
             taps,
             ..
         } = w;
-        // The first `rows` rows of `data` along the last axis into `out`, as real values:
-        // `data` itself, or converted into `real`.
-        let forward = |data: &mut [T],
-                       rows: usize,
-                       out: &mut [C<T::F>],
-                       real: &mut Vec<T::F>,
-                       scratch: &mut Vec<C<T::F>>| match T::real_mut(data) {
-            Some(x) => t.rows_forward(x, rows, out, scratch),
-            None => {
-                real.clear();
-                real.extend(data[..rows * m2].iter().map(|v| v.to_c().re));
-                t.rows_forward(real, rows, out, scratch);
-            }
-        };
+        // The first `rows` rows of `data` along the last axis into `out` (the fused path
+        // takes real element types only, which are their own real values).
+        let forward =
+            |data: &mut [T], rows: usize, out: &mut [C<T::F>], scratch: &mut [C<T::F>]| {
+                let x = T::real_mut(data).expect("the fused path takes real elements");
+                t.rows_forward(x, rows, out, scratch)
+            };
         for (i, c) in chans.enumerate() {
             if grouped {
-                forward(
-                    &mut group[i * size..(i + 1) * size],
-                    live,
-                    xs,
-                    real,
-                    scratch,
-                );
+                forward(&mut group[i * size..(i + 1) * size], live, xs, scratch);
             } else {
                 self.fill_input(data, n, c, p, row0, cnt);
-                forward(data, live, xs, real, scratch);
+                forward(data, live, xs, scratch);
             }
             if kspec.is_none() {
                 taps.clear();
@@ -1026,14 +1015,10 @@ impl<T: FftScalar> Setup<'_, T> {
                     let any = self.fill_kernel(data, o, c, p);
                     if any {
                         let out = &mut krows[o * klive * h2..(o + 1) * klive * h2];
-                        forward(data, klive, out, real, scratch);
+                        forward(data, klive, out, scratch);
                     }
                     taps.push(any);
                 }
-            }
-            let need = col_fft.get_inplace_scratch_len();
-            if scratch.len() < need {
-                scratch.resize(need, zero);
             }
             for j0 in (0..h2).step_by(block) {
                 let b = block.min(h2 - j0);
