@@ -22,10 +22,10 @@
 //! is 4 tiles of 4, an eighth of them padding); im2col takes 4.1–4.2 ms on each.
 //!
 //! Work is cut into *panels* of tiles: whole tile rows of a plane, or pieces of one long row,
-//! sized so the products' vector lanes are filled (see [`panels`]). A panel's input is
-//! transformed channel by channel from the `m + 2` input rows under each tile row (split
-//! into `m` phases, the last two rows reused by the next tile row), its products run, and
-//! its outputs are transformed straight into the output. Panels spread over the threads
+//! sized so the products' vector lanes are filled and the threads finish together (see
+//! [`cut`]). A panel's input is transformed channel by channel from the `m + 2` input rows
+//! under each tile row (split into `m` phases, the last two rows reused by the next tile
+//! row), its products run, and its outputs are transformed straight into the output. Panels spread over the threads
 //! (and output channels too, when one image has too few panels); the kernel is transformed
 //! once per call for the whole batch, and kept for an equal kernel on the next call.
 //!
@@ -90,7 +90,8 @@ pub(crate) fn tile<T: Scalar>(
         return 2;
     }
     let th = oh.div_ceil(4);
-    let (rows, _) = panels::<T>(th, ow.div_ceil(4), cin, cout, points(4));
+    // Panels as one thread would cut them (the fewest lanes idle).
+    let rows = cut::<T>([th, ow.div_ceil(4)], [cin, cout], points(4), planes, 1).rows;
     if planes * th.div_ceil(rows) >= threads {
         4
     } else {
@@ -141,37 +142,137 @@ pub(crate) fn refusal<T: Scalar>(spec: &ConvSpec) -> Option<String> {
     None
 }
 
-/// How a plane's tiles are cut into panels, for `th × tw` tiles and `cin`, `cout` channels:
-/// `(rows, width)`, whole tile rows `rows` at a time when a row fits a panel (`width = tw`),
-/// else one row in pieces of `width` tiles.
+/// How the work of a call is cut into items: panels of `rows` whole tile rows (`width`
+/// = the row's tiles) or pieces of `width` tiles of one row, for each of `strips` strips of
+/// output channels (`chunk` channels each, the last one short).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cut {
+    pub rows: usize,
+    pub width: usize,
+    pub chunk: usize,
+}
+
+/// How `planes` planes of `th × tw` tiles with `cin`, `cout` channels are cut into items for
+/// `threads` threads (see [`Cut`]).
 ///
 /// A panel's tiles are the columns of its products (one per point), which run in vectors of
-/// `lanes` columns: among the row counts that fit [`PANEL_BYTES`], the one that wastes the
-/// fewest lanes (`rows·tw` against its next multiple of `lanes`) is taken, the larger on a
-/// tie. Measured on 64 → 64 @56 float32 (F(2×2, 3×3)), one thread: one tile row per panel
-/// (28 tiles, 2 vectors, 4 lanes idle, and panels held to 512 KiB) 1.80 ms, four rows (112
-/// tiles, 7 vectors, none idle) 1.51 ms.
-pub(crate) fn panels<T>(
-    th: usize,
-    tw: usize,
-    cin: usize,
-    cout: usize,
+/// `lanes` columns, and a panel's transformed input and products are held to
+/// [`PANEL_BYTES`]. When a row is longer than a panel it is cut into pieces of whole
+/// vectors. Otherwise, among the row counts that fit, the one taken finishes first when the
+/// items go to the threads in turn ([`makespan`]), each costed by [`item_cost`] (idle lanes
+/// cost as much as used ones); the larger on a tie. Then, as `run` cuts them:
+/// - fewer panels than threads: rows are cut to give each thread one (256 → 256 @14, float64,
+///   F(4×4, 3×3): one panel in four strips 2.31 ms, two panels in two 2.12 ms, 2 threads);
+/// - fewer items than two a thread (one small image): output channels are cut into strips
+///   of the product's eight rows too, each strip transforming the panel's input again.
+///
+/// Measured on 64 → 64 @56 float32 (F(2×2, 3×3)), one thread: one tile row per panel (28
+/// tiles, 2 vectors, 4 lanes idle, and panels held to 512 KiB) 1.80 ms, four rows (112 tiles,
+/// 7 vectors, none idle) 1.51 ms. On two threads that layer's eight-row panels (8, 8, 8 and
+/// 4 rows: 16 rows on one thread, 12 on the other) took 0.84 ms, seven-row ones (a vector's
+/// 12 lanes idle in each, 14 rows a thread) 0.68 ms (interleaved, best of 6 rounds).
+pub(crate) fn cut<T>(
+    [th, tw]: [usize; 2],
+    [cin, cout]: [usize; 2],
     points: usize,
-) -> (usize, usize) {
+    planes: usize,
+    threads: usize,
+) -> Cut {
     let elem = std::mem::size_of::<T>().max(1);
     let lanes = (64 / elem).max(1);
     let most = (PANEL_BYTES / (points * (cin + cout) * elem).max(1)).max(3 * lanes);
+    let (planes, threads) = (planes.max(1), threads.max(1));
+    let shape = |rows: usize| {
+        let mut per = rows;
+        if threads > 1 && planes * th.div_ceil(per) < threads {
+            per = th.div_ceil(threads.div_ceil(planes)).max(1);
+        }
+        let row_items = planes * th.div_ceil(per);
+        let strips = if threads > 1 && row_items < 2 * threads {
+            (2 * threads)
+                .div_ceil(row_items)
+                .min(cout.div_ceil(32))
+                .max(1)
+        } else {
+            1
+        };
+        let chunk = cout.div_ceil(strips).next_multiple_of(8).min(cout).max(1);
+        (per, chunk)
+    };
     if tw >= most {
-        return (1, most / (3 * lanes) * 3 * lanes);
+        let (rows, chunk) = shape(1);
+        return Cut {
+            rows,
+            width: most / (3 * lanes) * 3 * lanes,
+            chunk,
+        };
     }
-    let waste = |rows: usize| {
-        let nt = rows * tw;
-        (nt.next_multiple_of(lanes) - nt) as f64 / nt as f64
+    let finish = |rows: usize| {
+        let (per, chunk) = shape(rows);
+        let strips: Vec<usize> = (0..cout)
+            .step_by(chunk)
+            .map(|c0| chunk.min(cout - c0))
+            .collect();
+        makespan(th, per, planes, &strips, threads, |r, oc| {
+            item_cost(r * tw, lanes, cin, oc)
+        })
     };
     let rows = (1..=th.min(most / tw).max(1))
-        .min_by(|&a, &b| waste(a).total_cmp(&waste(b)).then(b.cmp(&a)))
+        .map(|rows| shape(rows).0)
+        .min_by(|&a, &b| finish(a).cmp(&finish(b)).then(b.cmp(&a)))
         .unwrap_or(1);
-    (rows, tw)
+    let (rows, chunk) = shape(rows);
+    Cut {
+        rows,
+        width: tw,
+        chunk,
+    }
+}
+
+/// The work of an item of `tiles` tiles and `cin` × `oc` channel pairs, per point, in
+/// multiply-adds: the products, on whole vectors of `lanes` tiles, with a vector's worth more
+/// for reading the item's share of the transformed kernel, and the transforms of its input
+/// (each channel, again in each strip) and of its outputs, ~16 a tile and channel (float32
+/// 64 → 64 @56, profiled: the products 48% of the time, the two transforms 13 and 12%).
+fn item_cost(tiles: usize, lanes: usize, cin: usize, oc: usize) -> usize {
+    if tiles == 0 {
+        return 0;
+    }
+    (tiles.next_multiple_of(lanes) + lanes) * cin * oc + 16 * tiles * (cin + oc)
+}
+
+/// When the last of `threads` threads is done with the items of `planes` planes, each cut
+/// into `strips` (their channel counts), each strip into panels of `rows` of its `th` tile
+/// rows (the last holds the rest), a panel costing `cost(rows, channels)`, taken in that
+/// order by the thread that is free first.
+fn makespan(
+    th: usize,
+    rows: usize,
+    planes: usize,
+    strips: &[usize],
+    threads: usize,
+    cost: impl Fn(usize, usize) -> usize,
+) -> usize {
+    let rows = rows.max(1);
+    let threads = threads.max(1);
+    let items = planes * strips.len() * th.div_ceil(rows);
+    if items > 16 * threads {
+        // Many items a thread: the last ones even the threads out.
+        let plane: usize = (strips.iter())
+            .map(|&oc| th / rows * cost(rows, oc) + cost(th % rows, oc))
+            .sum();
+        return (planes * plane).div_ceil(threads);
+    }
+    let mut busy = vec![0usize; threads];
+    for _ in 0..planes {
+        for &oc in strips {
+            for r0 in (0..th).step_by(rows) {
+                let first = busy.iter_mut().min().expect("at least one thread");
+                *first += cost(rows.min(th - r0), oc);
+            }
+        }
+    }
+    busy.into_iter().max().unwrap_or(0)
 }
 
 impl<T: Scalar> Winograd<T> {
@@ -249,29 +350,13 @@ impl<T: Scalar> Algorithm<T> for Winograd<T> {
         let u = self.transformed(k, m, threads);
         let x = x.as_standard_layout();
         let (th, tw) = (oh.div_ceil(m), ow.div_ceil(m));
-        // Tile rows per item: one panel's, or fewer when the planes have fewer panels than
-        // there are threads, so that channel strips below, which each transform the input
-        // again, are fewer (256 → 256 @14 in float64 with F(4×4, 3×3), before `tile` sent it
-        // to F(2×2, 3×3): one panel in four strips 2.31 ms, two panels in two 2.12 ms, on 2
-        // threads).
-        let (mut per, width) = panels::<T>(th, tw, cin, cout, points(m));
         let planes = nb * od;
-        if threads > 1 && planes * th.div_ceil(per) < threads {
-            per = th.div_ceil(threads.div_ceil(planes)).max(1);
-        }
+        let Cut {
+            rows: per,
+            width,
+            chunk: ch_chunk,
+        } = cut::<T>([th, tw], [cin, cout], points(m), planes, threads);
         let tc = per * width;
-        let row_items = planes * th.div_ceil(per);
-        // Too few items for the threads (one small image): output channels are cut too, in
-        // strips of the product's eight rows; each strip transforms the panel's input again.
-        let strips = if threads > 1 && row_items < 2 * threads {
-            (2 * threads)
-                .div_ceil(row_items)
-                .min(cout.div_ceil(32))
-                .max(1)
-        } else {
-            1
-        };
-        let ch_chunk = cout.div_ceil(strips).next_multiple_of(8).min(cout);
         let mut items = Vec::new();
         for (n, out_n) in chunks(out.view_mut(), 0, 1).into_iter().enumerate() {
             for (ci, out_c) in chunks(out_n, 1, ch_chunk).into_iter().enumerate() {
@@ -544,5 +629,64 @@ fn transform_output<T: Scalar>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_share_the_tiles_evenly_among_the_threads() {
+        let cut_f32 = |planes, threads| cut::<f32>([28, 28], [64, 64], 16, planes, threads);
+        // 64 → 64 @56 float32, F(2×2, 3×3): 28 × 28 tiles, at most 9 rows a panel.
+        // One thread: whole vectors in every panel (8, 8, 8, 4 rows; 4 would tie).
+        assert_eq!(
+            cut_f32(1, 1),
+            Cut {
+                rows: 8,
+                width: 28,
+                chunk: 64
+            }
+        );
+        // Two threads: 8-row panels leave one thread 12 rows against 16; 7-row ones, 14 each.
+        assert_eq!(
+            cut_f32(1, 2),
+            Cut {
+                rows: 7,
+                width: 28,
+                chunk: 64
+            }
+        );
+        // Eight images: 32 panels of 8 rows share out evenly.
+        assert_eq!(
+            cut_f32(8, 2),
+            Cut {
+                rows: 8,
+                width: 28,
+                chunk: 64
+            }
+        );
+        // One 14 × 14-tile image of 128 channels: two panels (9 and 5 rows: 128 and 80 lanes,
+        // 12 idle), each in two strips of channels.
+        let c = cut::<f32>([14, 14], [128, 128], 16, 1, 2);
+        assert_eq!((c.rows, c.chunk), (9, 64), "{c:?}");
+        // A row longer than a panel is cut into pieces of whole vectors.
+        let c = cut::<f64>([10, 4096], [256, 256], 36, 1, 2);
+        assert_eq!(c.rows, 1);
+        assert!(c.width < 4096 && c.width.is_multiple_of(24), "{c:?}");
+    }
+
+    #[test]
+    fn makespan_follows_the_busiest_thread() {
+        let rows = |r: usize, _| r;
+        assert_eq!(makespan(28, 8, 1, &[1], 2, rows), 16);
+        assert_eq!(makespan(28, 7, 1, &[1], 2, rows), 14);
+        assert_eq!(makespan(28, 7, 1, &[1], 1, rows), 28);
+        assert_eq!(makespan(5, 2, 3, &[1], 2, rows), 8);
+        // Strips: each plane's rows once per strip, costed by its channels.
+        assert_eq!(makespan(4, 4, 1, &[8, 8, 4], 2, |r, oc| r * oc), 48);
+        // Many items: the total shared out.
+        assert_eq!(makespan(100, 1, 10, &[1], 2, rows), 500);
     }
 }
