@@ -64,7 +64,7 @@ def settings_for(quick: bool) -> families.Settings:
     if quick:
         caps = families.Caps(seed=90, cnn=40, stream=20)
         return families.Settings(0.15, time_limit=0.5, memory_limit=0.5 * 2**30, caps=caps)
-    caps = families.Caps(seed=900, cnn=300, stream=180)
+    caps = families.Caps(seed=1200, cnn=300, stream=240)
     return families.Settings(0.4, time_limit=3.0, memory_limit=2 * 2**30, caps=caps)
 
 

@@ -129,13 +129,14 @@ def measure_together(
     reference: np.ndarray | None,
     rtol: float,
     budget: float = 0.5,
+    settle: float = SETTLE_SECONDS,
 ) -> dict[str, Measurement]:
     """`measure` for several implementations of one case, their repeats interleaved.
 
     Each is warmed up and checked first; then round r times repeat r of every
     implementation in turn (each its own number of calls per repeat and of repeats, each
-    repeat after a pause and one untimed call), so a slow spell of a shared machine falls on
-    all of them instead of on whichever was being timed.
+    repeat after a pause of `settle` seconds and one untimed call), so a slow spell of a
+    shared machine falls on all of them instead of on whichever was being timed.
     """
     results: dict[str, Measurement] = {}
     timing: dict[str, tuple[int, int]] = {}
@@ -153,7 +154,7 @@ def measure_together(
         for name, (loops, repeats) in timing.items():
             if r >= repeats or name in results:
                 continue
-            time.sleep(SETTLE_SECONDS)
+            time.sleep(settle)
             try:
                 calls[name]()
                 best[name] = min(best[name], time_repeat(calls[name], loops))
