@@ -131,10 +131,10 @@ def measure_array_case(
 ) -> Row:
     """Time the named array peers and strideconv on x ⋆ k at `stride`, `threads` threads.
 
-    The peers are timed one after another; then strideconv is timed with its repeats
-    interleaved with a second timing of the fastest peer (`measure_together`), which keeps
-    the better of its two times: the ratio that decides a target compares two timings taken
-    in the same moments of the machine, not minutes apart.
+    The peers are timed one after another; then strideconv and the fastest of them are
+    timed again together, their repeats interleaved (`measure_together`), and that peer's
+    time is the one from these interleaved repeats: the ratio that decides a target compares
+    two timings taken in the same moments of the machine, with as many repeats each.
     """
     rtol = RTOL[x.dtype.name]
     results, calls = {}, {}
@@ -164,7 +164,7 @@ def measure_array_case(
                 settle = BLAS_SETTLE_SECONDS
         measured = measure_together(together, reference, rtol, settings.budget, settle)
         for name, again in measured.items():
-            if name != mine and again.ok and again.seconds < results[name].seconds:
+            if name != mine and again.ok:
                 results[name] = again
     return Row(case, results, measured[mine], ours.chosen_method(x, k, stride, threads))
 
