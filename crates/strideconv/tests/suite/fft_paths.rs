@@ -202,4 +202,56 @@ fn one_plan_with_new_and_repeated_kernels() {
         let (diff, scale) = compare(&got, &want);
         assert!(diff <= 1e-10 * scale, "kernel {i}: off by {diff}");
     }
+    // Kernel a's values in other memory layouts: Fortran order (contiguous, other strides),
+    // and a view with gaps (not contiguous); each twice in a row (remembered, then kept),
+    // and a again.
+    let a = &kernels[0];
+    let fortran = {
+        let mut f = ArrayD::<f64>::zeros(ndarray::ShapeBuilder::f(IxDyn(&ks)));
+        f.assign(a);
+        f
+    };
+    let mut wide = ArrayD::<f64>::zeros(IxDyn(&[ks[0], ks[1], 2 * ks[2]]));
+    wide.slice_mut(ndarray::s![.., .., ..;2]).assign(a);
+    let gapped = wide.slice(ndarray::s![.., .., ..;2]).into_dyn();
+    let want = compute(
+        x.view(),
+        a.view(),
+        layout.clone(),
+        &Options::strided(3),
+        naive,
+    )
+    .unwrap();
+    for (name, k) in [
+        ("fortran", fortran.view()),
+        ("fortran", fortran.view()),
+        ("gapped", gapped.view()),
+        ("gapped", gapped.view()),
+        ("a", a.view()),
+    ] {
+        let got = plan.execute(x.view(), k).unwrap();
+        let (diff, scale) = compare(&got, &want);
+        assert!(diff <= 1e-10 * scale, "kernel a, {name}: off by {diff}");
+    }
+    // a's memory, read in Fortran order: other values, the same bytes. After c, then a twice
+    // (a's spectra kept), it must not be taken for a.
+    let flat: Vec<f64> = a.iter().copied().collect();
+    let other = ArrayD::from_shape_vec(ndarray::ShapeBuilder::f(IxDyn(&ks)), flat).unwrap();
+    let want = compute(
+        x.view(),
+        other.view(),
+        layout.clone(),
+        &Options::strided(3),
+        naive,
+    )
+    .unwrap();
+    for k in [&kernels[2], a, a] {
+        plan.execute(x.view(), k.view()).unwrap();
+    }
+    let got = plan.execute(x.view(), other.view()).unwrap();
+    let (diff, scale) = compare(&got, &want);
+    assert!(
+        diff <= 1e-10 * scale,
+        "a's bytes in Fortran order: off by {diff}"
+    );
 }
