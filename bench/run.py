@@ -2,7 +2,7 @@
 
 Usage (from the repository root; on this machine unset the OpenBLAS overrides first):
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 bench/run.py            # full, ~12 min on 2 cores
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 bench/run.py            # full, ~23 min on 2 cores
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 bench/run.py --quick    # < 3 min
 
 Families: machine peaks, the seed grid (SPEC §6 presets), CNN layers, bandwidth-bound
