@@ -1102,12 +1102,7 @@ impl<T: FftScalar> Setup<'_, T> {
         let (m, q, klen, dil) = (self.geo.m, self.geo.phases, self.geo.klen, self.g.dilation);
         // The transform reads only the kernel's rows (`live` = klen), whole.
         self.clear_rest(data, [klen[0], klen[1], 0]);
-        // The taps of the last axis, found once: (position in the reversed row, tap).
-        let last: Vec<(usize, usize)> = (0..klen[2])
-            .filter_map(|j2| {
-                tap(j2, p[2], q[2], dil[2], self.kernel[2]).map(|t2| (klen[2] - 1 - j2, t2))
-            })
-            .collect();
+        let last = self.last_taps(p[2]);
         if last.is_empty() {
             return false;
         }
@@ -1143,6 +1138,15 @@ impl<T: FftScalar> Setup<'_, T> {
         any
     }
 
+    /// The kernel taps of last-axis phase `p2`, found once per row set: (position in the
+    /// reversed transform row, tap).
+    fn last_taps(&self, p2: usize) -> Vec<(usize, usize)> {
+        let (q, klen, dil) = (self.geo.phases[2], self.geo.klen[2], self.g.dilation[2]);
+        (0..klen)
+            .filter_map(|j2| tap(j2, p2, q, dil, self.kernel[2]).map(|t2| (klen - 1 - j2, t2)))
+            .collect()
+    }
+
     /// [`Self::fill_kernel`] of output channel `o` for input channels `chans` at once, for
     /// a one-plane transform (`m[0] = 1`): each channel's `klen[1]` rows, `m[2]` long, one
     /// after the other in `group`. Each kernel row is read once for all the channels, from
@@ -1163,11 +1167,7 @@ impl<T: FftScalar> Setup<'_, T> {
         let (nc, rows) = (chans.len(), klen[1]);
         let per = rows * m[2];
         group.resize(nc * per, T::zero());
-        let last: Vec<(usize, usize)> = (0..klen[2])
-            .filter_map(|j2| {
-                tap(j2, p[2], q[2], dil[2], self.kernel[2]).map(|t2| (klen[2] - 1 - j2, t2))
-            })
-            .collect();
+        let last = self.last_taps(p[2]);
         let t0 = tap(0, p[0], q[0], dil[0], self.kernel[0]);
         let (Some(t0), false) = (t0, last.is_empty()) else {
             return false;
