@@ -1193,26 +1193,27 @@ impl<T: FftScalar> Setup<'_, T> {
             let flat = taps
                 .as_slice_memory_order()
                 .filter(|_| taps.strides() == [1, nc as isize]);
-            let split = flat.filter(|_| dil[2] == 1).map(|flat| {
-                let phase = p[2] * nc..(p[2] + 1) * nc;
-                split_phases(&mut stage, plen, &flat[..used], q[2] * nc, phase);
-            });
+            let split = match flat {
+                Some(flat) if dil[2] == 1 => {
+                    let phase = p[2] * nc..(p[2] + 1) * nc;
+                    split_phases(&mut stage, plen, &flat[..used], q[2] * nc, phase);
+                    true
+                }
+                _ => false,
+            };
             for ci in 0..nc {
                 let dst = &mut group[ci * per + r * m[2]..][..m[2]];
                 dst[..head].fill(T::zero());
                 dst[klen[2]..].fill(T::zero());
-                match split {
-                    Some(()) => {
-                        let taps = &stage[ci * plen..][..last.len()];
-                        for (y, &v) in dst[head..klen[2]].iter_mut().rev().zip(taps) {
-                            *y = v;
-                        }
+                if split {
+                    let taps = &stage[ci * plen..][..last.len()];
+                    for (y, &v) in dst[head..klen[2]].iter_mut().rev().zip(taps) {
+                        *y = v;
                     }
-                    _ => {
-                        dst[head..klen[2]].fill(T::zero());
-                        let row = taps.row(ci);
-                        last.iter().for_each(|&(i, t2)| dst[i] = row[t2]);
-                    }
+                } else {
+                    dst[head..klen[2]].fill(T::zero());
+                    let row = taps.row(ci);
+                    last.iter().for_each(|&(i, t2)| dst[i] = row[t2]);
                 }
             }
             any = true;

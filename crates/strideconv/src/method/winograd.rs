@@ -25,9 +25,10 @@
 //! sized so the products' vector lanes are filled and the threads finish together (see
 //! [`cut`]). A panel's input is transformed channel by channel from the `m + 2` input rows
 //! under each tile row (split into `m` phases, the last two rows reused by the next tile
-//! row), its products run, and its outputs are transformed straight into the output. Panels spread over the threads
-//! (and output channels too, when one image has too few panels); the kernel is transformed
-//! once per call for the whole batch, and kept for an equal kernel on the next call.
+//! row), its products run, and its outputs are transformed straight into the output. Panels
+//! spread over the threads (and output channels too, when one image has too few panels); the
+//! kernel is transformed once per call for the whole batch, and kept for an equal kernel on
+//! the next call.
 //!
 //! Rounding: within 16 ε (F(2, 3)) or 128 ε (F(4, 3)) · Σ|x||k| per output, checked by the
 //! tests. Under F(2, 3) a NaN reaches exactly the outputs whose windows hold it (no
@@ -90,7 +91,7 @@ pub(crate) fn tile<T: Scalar>(
         return 2;
     }
     let th = oh.div_ceil(4);
-    // Panels as one thread would cut them (the fewest lanes idle).
+    // Panels as one thread would cut them (the least work in all).
     let rows = cut::<T>([th, ow.div_ceil(4)], [cin, cout], points(4), planes, 1).rows;
     if planes * th.div_ceil(rows) >= threads {
         4
