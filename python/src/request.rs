@@ -190,12 +190,21 @@ where
     I: TryFrom<i128> + Default + Copy + Into<i128> + num_bounds::Bounded,
 {
     let mut bad = None;
-    let out = wide.mapv(|v| {
+    let mut fit = |&v: &i128| {
         I::try_from(v).unwrap_or_else(|_| {
             bad.get_or_insert(v);
             I::default()
         })
-    });
+    };
+    // The core's results are in standard layout: narrowed as a plain slice (ndarray's `mapv`
+    // first sorts the strides to find a memory order).
+    let out = match wide.as_slice() {
+        Some(values) => {
+            ArrayD::from_shape_vec(wide.raw_dim(), values.iter().map(&mut fit).collect())
+                .expect("one value per element")
+        }
+        None => wide.map(fit),
+    };
     match bad {
         None => Ok(out),
         Some(value) => Err(Failure::Narrow {
@@ -277,20 +286,15 @@ impl CoreElement for Wide {
 fn widen<E: numpy::Element + CoreElement<Compute = i128>>(
     op: &Operand<'_>,
 ) -> PyResult<ArrayD<Wide>> {
-    Ok(op
-        .readonly::<E>()?
-        .as_array()
-        .mapv(|v| Wide(v.to_compute())))
+    Ok(op.view::<E>()?.mapv(|v| Wide(v.to_compute())))
 }
 
 fn compute_values<E: numpy::Element + CoreElement>(op: &Operand<'_>) -> PyResult<Vec<E::Compute>> {
-    Ok(op
-        .readonly::<E>()?
-        .as_array()
-        .iter()
-        .map(|v| v.to_compute())
-        .collect())
+    Ok(op.view::<E>()?.iter().map(|v| v.to_compute()).collect())
 }
+
+/// Multiply-adds below which a call keeps the GIL: a few microseconds of work at most.
+const KEEP_GIL_MACS: f64 = 4096.0;
 
 /// How user arrays relate to the core's view of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -646,11 +650,9 @@ impl Request {
     where
         T: numpy::Element + CoreElement<Compute = T> + Scalar,
     {
-        let (xr, kr) = (x.readonly::<T>()?, k.readonly::<T>()?);
+        let (xv, kv) = (x.view::<T>()?, k.view::<T>()?);
         let bias = bias.map(compute_values::<T>).transpose()?;
-        self.execute(py, plan, xr.as_array(), kr.as_array(), bias, |out| {
-            Ok(wrap(out))
-        })
+        self.execute(py, plan, xv, kv, bias, |out| Ok(wrap(out)))
     }
 
     fn run_int<'py>(
@@ -671,8 +673,8 @@ impl Request {
         let narrow = move |wide: ArrayD<i128>| int_out.narrow(wide);
         if x.elem == k.elem {
             with_int_elem!(x.elem, E => {
-                let (xr, kr) = (x.readonly::<E>()?, k.readonly::<E>()?);
-                self.execute(py, plan, xr.as_array(), kr.as_array(), bias, narrow)
+                let (xv, kv) = (x.view::<E>()?, k.view::<E>()?);
+                self.execute(py, plan, xv, kv, bias, narrow)
             })
         } else {
             let xw = with_int_elem!(x.elem, E => widen::<E>(x))?;
@@ -696,7 +698,7 @@ impl Request {
         F: FnOnce(ArrayD<E::Compute>) -> Result<Computed, Failure> + Send,
     {
         let style = self.style;
-        py.detach(move || {
+        let compute = move || {
             catch(move || {
                 let unbatched = matches!(
                     style,
@@ -718,7 +720,15 @@ impl Request {
                 }
                 finish(out)
             })
-        })
-        .map_err(|f| f.into_py(self.names))
+        };
+        // Other Python threads may run meanwhile, unless the problem is so small that
+        // releasing and retaking the GIL would cost more than computing it (as numpy keeps
+        // the GIL for small arrays).
+        let result = if self.plan.spec().macs() < KEEP_GIL_MACS {
+            compute()
+        } else {
+            py.detach(compute)
+        };
+        result.map_err(|f| f.into_py(self.names))
     }
 }

@@ -507,10 +507,20 @@ impl<T: Scalar> Plan<T> {
         let mut b0 = 0;
         while b0 < s.batch {
             let b1 = (b0 + per).min(s.batch);
-            let piece = x5.slice(ndarray::s![b0..b1, .., .., .., ..]);
+            // One piece (every small problem): the whole batch, not sliced.
+            let whole = b0 == 0 && b1 == s.batch;
+            let piece = if whole {
+                x5.view()
+            } else {
+                x5.slice(ndarray::s![b0..b1, .., .., .., ..])
+            };
             let xc = view::prepare_input::<E>(s, piece, threads);
             view::check_integer_bound(&xc.view(), &kc.view())?;
-            let mut piece_out = out5.slice_mut(ndarray::s![b0..b1, .., .., .., ..]);
+            let mut piece_out = if whole {
+                out5.view_mut()
+            } else {
+                out5.slice_mut(ndarray::s![b0..b1, .., .., .., ..])
+            };
             let run = |alg: &dyn method::Algorithm<T>, o: ArrayViewMut5<'_, T>| {
                 method::drive(alg, xc.view(), kc.view(), o, s.groups, &geom(s), threads)
             };
