@@ -107,6 +107,22 @@ impl<'a> Results<'a> {
         Some((auto.seconds? / best_s, auto.chosen?, best))
     }
 
+    /// The forced time of the method `auto` chose over the fastest method's: how good the
+    /// choice is, apart from the noise between two timings of the same computation (`auto`
+    /// runs the plan of the method it chose).
+    pub fn choice_ratio(&self, cell: Cell) -> Option<f64> {
+        let chose = self
+            .get(cell, Method::Auto)
+            .filter(|r| r.status == Status::Ok)?
+            .chosen?;
+        let chose_s = self
+            .get(cell, chose)
+            .filter(|r| r.status == Status::Ok)?
+            .seconds?;
+        let (_, best_s) = self.fastest(cell)?;
+        Some(chose_s / best_s)
+    }
+
     fn subtitle(&self) -> String {
         format!(
             "{}: {}; float64, {} thread{}, best of repeated calls",
