@@ -25,8 +25,30 @@ def version() -> str:
     if callable(build_info):
         info = build_info()
         profile, threads = info.get("profile", "?"), info.get("default_threads", "?")
-        text += f" ({profile} build, {threads} default threads)"
+        lto = info.get("lto", "?")
+        text += f" ({profile} build, LTO {lto}, {threads} default threads)"
     return text
+
+
+def slow_build() -> str:
+    """Why the installed strideconv is not the build to measure, or '' when it is.
+
+    A debug build, or a release build without link-time optimisation (what `.ci/run` installs
+    to compile faster), computes the same results but slower: its numbers would understate
+    strideconv.
+    """
+    build_info = getattr(strideconv, "build_info", None)
+    if not callable(build_info):
+        return ""
+    info = build_info()
+    if info.get("profile") == "debug":
+        return "the installed strideconv is a debug build"
+    if str(info.get("lto", "")).lower() in ("off", "false", "no"):
+        return (
+            "the installed strideconv was built without link-time optimisation (as `.ci/run` "
+            "builds it); reinstall the release build: pip install --force-reinstall ./python"
+        )
+    return ""
 
 
 def correlate_call(x, k, stride: int, threads: int, method: str = "auto"):

@@ -150,6 +150,14 @@ def load_warning(meta: dict) -> list[str]:
     ]
 
 
+def build_warning(meta: dict) -> list[str]:
+    """A loud note when the strideconv measured is not its release build."""
+    why = meta.get("slow_build", "")
+    if not why:
+        return []
+    return [f"> **Warning: {why}.** strideconv's times below understate it.", ""]
+
+
 def header_section(meta: dict, peaks: Peaks) -> list[str]:
     lines = [
         "# Benchmarks: strideconv against the peers",
@@ -161,6 +169,7 @@ def header_section(meta: dict, peaks: Peaks) -> list[str]:
         "```",
         "",
         *load_warning(meta),
+        *build_warning(meta),
         (
             f"- Date: {meta['date']}; commit `{meta['commit']}`; mode: {meta['mode']}; "
             f"wall time {meta['wall']:.0f} s."

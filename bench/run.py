@@ -128,6 +128,8 @@ def main(argv=None) -> int:
                 f"warning: {name}={os.environ[name]} is set; numpy may run slower kernels"
             )
     families.progress(f"strideconv: {ours.version()}")
+    if ours.available() and ours.slow_build():
+        families.progress(f"warning: {ours.slow_build()}")
     families.progress(f"peers: {describe_peers()}")
 
     families.progress("[peaks] FMA loop and streaming copy")
@@ -160,6 +162,7 @@ def main(argv=None) -> int:
         "numpy": np.__version__,
         "blas": machine.blas_description(),
         "strideconv": ours.version(),
+        "slow_build": ours.slow_build() if ours.available() else "",
         "peers": describe_peers(),
         "not_run": {
             "seed": len(seed_cells) - len(seed_rows),

@@ -276,8 +276,8 @@ fn cpu_features() -> Vec<&'static str> {
     found
 }
 
-/// Facts about this build: version, build profile, target, CPU features, the instruction set
-/// the kernels use, default threads.
+/// Facts about this build: version, build profile and link-time optimisation, target, CPU
+/// features, the instruction set the kernels use, default threads.
 #[pyfunction]
 fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let info = PyDict::new(py);
@@ -288,6 +288,17 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
             "debug"
         } else {
             "release"
+        },
+    )?;
+    // Link-time optimisation as this build was made: the release profile's own setting in
+    // Cargo.toml unless the environment overrode it (`.ci/run` builds without it, to compile
+    // faster; such a wheel is correct but slower, and the benchmark harness says so).
+    info.set_item(
+        "lto",
+        if cfg!(debug_assertions) {
+            "off"
+        } else {
+            option_env!("CARGO_PROFILE_RELEASE_LTO").unwrap_or("thin")
         },
     )?;
     info.set_item(

@@ -543,7 +543,10 @@ def build_info() -> dict[str, Any]:
     Returns
     -------
     dict
-        ``version``, ``profile`` ("release" or "debug"), ``target`` (architecture and OS),
+        ``version``, ``profile`` ("release" or "debug"), ``lto`` (link-time optimisation of
+        the build: "thin" for a release build as published, "off" for a faster-compiling
+        build such as the CI's, which computes the same results more slowly), ``target``
+        (architecture and OS),
         ``cpu_features`` (detected at run time), ``kernel_isa`` (the instruction set the SIMD
         kernels use: "avx512", "avx2" or "scalar"; the environment variable
         ``STRIDECONV_ISA`` can narrow it), ``default_threads`` and ``methods``.
@@ -555,6 +558,6 @@ def build_info() -> dict[str, Any]:
     >>> info["version"] == strideconv.__version__
     True
     >>> sorted(info)
-    ['cpu_features', 'default_threads', 'kernel_isa', 'methods', 'profile', 'target', 'version']
+    ['cpu_features', 'default_threads', 'kernel_isa', 'lto', 'methods', 'profile', 'target', 'version']
     """
     return _core.build_info()

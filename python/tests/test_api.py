@@ -29,6 +29,9 @@ def test_methods_and_build_info():
     info = strideconv.build_info()
     assert info["version"] == strideconv.__version__
     assert info["profile"] in ("release", "debug")
+    assert isinstance(info["lto"], str) and info["lto"]
+    if info["profile"] == "debug":
+        assert info["lto"] == "off"
     assert isinstance(info["cpu_features"], list)
     assert info["default_threads"] >= 1
     assert info["kernel_isa"] in ("avx512", "avx2", "scalar")
