@@ -2,11 +2,12 @@
 //!
 //! Every message names the argument and the value it had (SPEC §5). `TypeError` is for values
 //! of the wrong kind (a float stride, an object array), `ValueError` for values of the right
-//! kind outside their domain, `OverflowError` for integer results that do not fit.
+//! kind outside their domain, `OverflowError` for integer results that do not fit,
+//! `MemoryError` for an output (or padded copy) too large for memory.
 
 use std::fmt::Display;
 
-use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use strideconv::Error as CoreError;
 
@@ -110,6 +111,16 @@ pub(crate) fn core_error(e: CoreError, names: Names) -> PyErr {
         )),
         CoreError::MethodRefused { method, reason } => PyValueError::new_err(format!(
             "invalid method='{method}': it cannot compute this problem: {reason}"
+        )),
+        CoreError::TooLarge {
+            what,
+            shape,
+            bytes,
+            reason,
+        } => PyMemoryError::new_err(format!(
+            "cannot compute: the {what} would have shape {} ({}): {reason}",
+            shape_str(&shape),
+            strideconv::error::human_bytes(bytes)
         )),
         other => PyValueError::new_err(other.to_string()),
     }

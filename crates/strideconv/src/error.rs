@@ -5,8 +5,8 @@ use std::fmt;
 /// Everything that can go wrong, with the offending values.
 ///
 /// Each variant maps to one Python exception class in the bindings:
-/// [`Error::Type`] to `TypeError`, [`Error::Overflow`] to `OverflowError`, all others to
-/// `ValueError`.
+/// [`Error::Type`] to `TypeError`, [`Error::Overflow`] to `OverflowError`,
+/// [`Error::TooLarge`] to `MemoryError`, all others to `ValueError`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -64,6 +64,39 @@ pub enum Error {
         /// What overflowed, with the value or the bound.
         detail: String,
     },
+    /// The output, or a padded copy of the input that the method makes, does not fit in
+    /// memory: more bytes than can be addressed, or an allocation the system refused (huge
+    /// padding, mostly). Nothing was computed.
+    #[error("the {what} would have shape {shape:?} ({}): {reason}", human_bytes(*bytes))]
+    TooLarge {
+        /// `output` or `padded copy of the input`.
+        what: &'static str,
+        /// Its shape (canonical for the padded copy: batch, channels, depth, height, width).
+        shape: Vec<usize>,
+        /// Its size in bytes (in the element type computed with).
+        bytes: u128,
+        /// Why it cannot be had.
+        reason: String,
+    },
+}
+
+/// Bytes as people read them: `512 B`, `1.5 KiB`, `29.1 TiB`; past 1024 EiB, `6.8e25 B`.
+pub fn human_bytes(bytes: u128) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes >= 1 << 70 {
+        return format!("{:.1e} B", bytes as f64);
+    }
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 /// Shorthand for `Result<T, strideconv::Error>`.
@@ -103,5 +136,37 @@ pub(crate) fn refused(method: &'static str, reason: impl Into<String>) -> Error 
 pub(crate) fn overflow(detail: impl Into<String>) -> Error {
     Error::Overflow {
         detail: detail.into(),
+    }
+}
+
+#[cold]
+pub(crate) fn too_large(
+    what: &'static str,
+    shape: &[usize],
+    elem_bytes: usize,
+    reason: impl Into<String>,
+) -> Error {
+    let elements = shape
+        .iter()
+        .fold(1u128, |a, &n| a.saturating_mul(n as u128));
+    Error::TooLarge {
+        what,
+        shape: shape.to_vec(),
+        bytes: elements.saturating_mul(elem_bytes as u128),
+        reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn bytes_read_well() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(32 << 40), "32.0 TiB");
+        assert_eq!(human_bytes((1 << 70) - (1 << 60)), "1023.0 EiB");
+        assert_eq!(human_bytes(u128::MAX), "3.4e38 B");
     }
 }

@@ -486,7 +486,19 @@ impl<T: Scalar> Plan<T> {
         };
         let shape = s.out_shape();
         let n = shape.iter().product();
-        let mut out = ArrayD::from_shape_vec(IxDyn(&shape), crate::kernels::output::<T>(n))
+        let Some(data) = crate::kernels::try_output::<T>(n) else {
+            let bytes = (n as u128) * std::mem::size_of::<T>() as u128;
+            return Err(crate::error::too_large(
+                "output",
+                &shape,
+                std::mem::size_of::<T>(),
+                format!(
+                    "the system refused {} for it",
+                    crate::error::human_bytes(bytes)
+                ),
+            ));
+        };
+        let mut out = ArrayD::from_shape_vec(IxDyn(&shape), data)
             .expect("the output's length is its shape's product");
         let x5 = view::input_view(s, x);
         if let (Some(path), Some(xv)) = (self.unpadded, E::view_compute(x5.view())) {
@@ -514,7 +526,7 @@ impl<T: Scalar> Plan<T> {
             } else {
                 x5.slice(ndarray::s![b0..b1, .., .., .., ..])
             };
-            let xc = view::prepare_input::<E>(s, piece, threads);
+            let xc = view::prepare_input::<E>(s, piece, threads)?;
             view::check_integer_bound(&xc.view(), &kc.view())?;
             let mut piece_out = if whole {
                 out5.view_mut()

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{invalid, shape_error, Error, Result};
+use crate::error::{invalid, shape_error, too_large, Error, Result};
 
 /// Number of canonical spatial axes.
 pub const SPATIAL: usize = 3;
@@ -454,6 +454,23 @@ impl ConvSpec {
         input[SPATIAL - rank..].copy_from_slice(&xs);
         let mut kernel = [1; SPATIAL];
         kernel[SPATIAL - rank..].copy_from_slice(&ks);
+        // Lengths that would not fit a machine word (a dilation or padding near 2⁶³) are
+        // refused here; past this point `extent` and `padded_len` cannot overflow.
+        for a in SPATIAL - rank..SPATIAL {
+            let spans = dilation[a].checked_mul(kernel[a] - 1);
+            if spans.and_then(|v| v.checked_add(1)).is_none() {
+                return Err(invalid(
+                    "dilation",
+                    &opts.dilation,
+                    format!(
+                        "too large: the dilated kernel would span more than {} elements along \
+                         convolved axis {}",
+                        usize::MAX,
+                        a - (SPATIAL - rank)
+                    ),
+                ));
+            }
+        }
         let mut padding = [(0, 0); SPATIAL];
         for a in SPATIAL - rank..SPATIAL {
             let fe = extent(kernel[a], dilation[a]);
@@ -464,7 +481,11 @@ impl ConvSpec {
                 Padding::Same => (fe / 2, (fe - 1) / 2),
                 Padding::SameTf => {
                     let out = n.div_ceil(stride[a]);
-                    let total = ((out.max(1) - 1) * stride[a] + fe).saturating_sub(n);
+                    // (out − 1)·stride < n: only adding the extent may overflow (then the
+                    // padded length does, refused below).
+                    let total = ((out.max(1) - 1) * stride[a])
+                        .saturating_add(fe)
+                        .saturating_sub(n);
                     (total / 2, total - total / 2)
                 }
                 Padding::Uniform(b, e) => (*b, *e),
@@ -484,6 +505,24 @@ impl ConvSpec {
         }
         if input.contains(&0) {
             return Err(shape_error("x", x_shape, "spatial axes must be non-empty"));
+        }
+        for a in SPATIAL - rank..SPATIAL {
+            let (b, e) = padding[a];
+            if input[a]
+                .checked_add(b)
+                .and_then(|v| v.checked_add(e))
+                .is_none()
+            {
+                return Err(invalid(
+                    "padding",
+                    (b, e),
+                    format!(
+                        "too large: the padded x would be longer than {} along convolved axis {}",
+                        usize::MAX,
+                        a - (SPATIAL - rank)
+                    ),
+                ));
+            }
         }
         let spec = ConvSpec {
             rank,
@@ -514,6 +553,37 @@ impl ConvSpec {
                 });
             }
         }
+        // The output, and the padded copy of one image that some methods make, must be
+        // addressable in the widest element computed with (16 bytes: i128, complex128).
+        // Whether the memory can be had is found when it is allocated (`Plan::execute`).
+        const WIDEST: usize = 16;
+        let addressable = |dims: &[usize]| {
+            dims.iter()
+                .try_fold(1usize, |a, &n| a.checked_mul(n))
+                .is_some_and(|n| n <= isize::MAX as usize / WIDEST)
+        };
+        let out_shape = spec.out_shape();
+        let mut out_dims = out_shape.clone();
+        if matches!(spec.layout, Layout::Signal { .. }) {
+            out_dims.extend([spec.batch, spec.out_channels]);
+        }
+        if !addressable(&out_dims) {
+            return Err(too_large(
+                "output",
+                &out_shape,
+                WIDEST,
+                "more than memory can address",
+            ));
+        }
+        let padded_image = spec.padded_image_shape();
+        if !addressable(&padded_image) {
+            return Err(too_large(
+                "padded copy of the input",
+                &padded_image,
+                WIDEST,
+                "more than memory can address",
+            ));
+        }
         Ok(spec)
     }
 
@@ -521,6 +591,13 @@ impl ConvSpec {
     #[inline]
     pub fn padded_len(&self, a: usize) -> usize {
         self.input[a] + self.padding[a].0 + self.padding[a].1
+    }
+
+    /// One image of the padded input in canonical order: (1, channels, depth, height, width).
+    pub(crate) fn padded_image_shape(&self) -> Vec<usize> {
+        let mut shape = vec![1, self.in_channels];
+        shape.extend((0..SPATIAL).map(|a| self.padded_len(a)));
+        shape
     }
 
     /// Canonical output spatial lengths.

@@ -213,23 +213,55 @@ pub(crate) fn prepare_input<'a, E: Element>(
     spec: &ConvSpec,
     x: ArrayView5<'a, E>,
     threads: usize,
-) -> ndarray::CowArray<'a, E::Compute, Ix5> {
+) -> Result<ndarray::CowArray<'a, E::Compute, Ix5>> {
     if !spec.is_padded() {
         if let Some(v) = E::view_compute(x) {
-            return v.into();
+            return Ok(v.into());
         }
-        return map_standard(x, |v| v.to_compute()).into();
+        return Ok(map_standard(x, |v| v.to_compute()).into());
     }
     let [n, c] = [x.shape()[0], x.shape()[1]];
     let padded: [usize; SPATIAL] = std::array::from_fn(|a| spec.padded_len(a));
-    let maps: [Vec<Option<usize>>; SPATIAL] = std::array::from_fn(|a| {
-        (0..padded[a])
-            .map(|i| {
-                spec.pad_mode
-                    .source_index(i, spec.padding[a].0, spec.input[a])
-            })
-            .collect()
-    });
+    // Huge padding (the spec only checked that the copy is addressable): the memory may be
+    // refused, for the index maps or for the copy; reported, not aborted on.
+    let refused = || {
+        let shape = [n, c, padded[0], padded[1], padded[2]];
+        let bytes = crate::error::human_bytes(
+            shape
+                .iter()
+                .fold(1u128, |a, &d| a.saturating_mul(d as u128))
+                * std::mem::size_of::<E::Compute>() as u128,
+        );
+        crate::error::too_large(
+            "padded copy of the input",
+            &shape,
+            std::mem::size_of::<E::Compute>(),
+            format!("the system refused {bytes} for it (this method copies the padded input; `direct` and `im2col` read the padding in place where they apply)"),
+        )
+    };
+    // The copy's memory first: the maps of a refused copy could take long to build (padding
+    // 2²⁵ a side: 2²⁶ entries per axis).
+    let total = [n, c, padded[0], padded[1], padded[2]]
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d));
+    let mut data = Vec::new();
+    if total.is_none_or(|t| data.try_reserve_exact(t).is_err()) {
+        return Err(refused());
+    }
+    kernels::advise_huge_capacity(&data);
+    let map = |a: usize| -> Option<Vec<Option<usize>>> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(padded[a]).ok()?;
+        v.extend((0..padded[a]).map(|i| {
+            spec.pad_mode
+                .source_index(i, spec.padding[a].0, spec.input[a])
+        }));
+        Some(v)
+    };
+    let (Some(m0), Some(m1), Some(m2)) = (map(0), map(1), map(2)) else {
+        return Err(refused());
+    };
+    let maps = [m0, m1, m2];
     let cval = <E::Compute as Scalar>::from_f64(spec.cval);
     // One pass in memory order, each element written once: rows of padding are runs of
     // cval, an input row is its edges (by the index map) around the row itself.
@@ -270,10 +302,13 @@ pub(crate) fn prepare_input<'a, E: Element>(
             }
         }
     };
-    let data = kernels::fill_planes(planes, plane_len, if parallel { threads } else { 1 }, fill);
-    Array5::from_shape_vec((n, c, padded[0], padded[1], padded[2]), data)
-        .expect("one element per padded position")
-        .into()
+    let threads = if parallel { threads } else { 1 };
+    let data = kernels::fill_planes(data, planes, plane_len, threads, fill);
+    Ok(
+        Array5::from_shape_vec((n, c, padded[0], padded[1], padded[2]), data)
+            .expect("one element per padded position")
+            .into(),
+    )
 }
 
 /// For integers: refuse (as overflow) a problem whose partial sums could leave `i128`, so

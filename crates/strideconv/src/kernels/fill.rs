@@ -36,16 +36,25 @@ impl<T: Copy> Filler<'_, T> {
     }
 }
 
-/// A vector of `planes · plane_len` elements; `fill(i, filler)` writes plane `i` in full.
-/// Planes are filled on up to `threads` threads.
-pub(crate) fn planes<T, F>(planes: usize, plane_len: usize, threads: usize, fill: F) -> Vec<T>
+/// `v` (empty, with room for `planes · plane_len` elements: the caller reserves it, and
+/// reports a refusal) filled: `fill(i, filler)` writes plane `i` in full. Planes are filled
+/// on up to `threads` threads.
+pub(crate) fn planes<T, F>(
+    mut v: Vec<T>,
+    planes: usize,
+    plane_len: usize,
+    threads: usize,
+    fill: F,
+) -> Vec<T>
 where
     T: Copy + Send + Sync,
     F: Fn(usize, &mut Filler<'_, T>) + Sync,
 {
     let total = planes * plane_len;
-    let mut v: Vec<T> = Vec::with_capacity(total);
-    super::advise_huge_capacity(&v);
+    assert!(
+        v.is_empty() && v.capacity() >= total,
+        "fill: room for {total} elements"
+    );
     let one = |(i, buf): (usize, &mut [MaybeUninit<T>])| {
         let mut f = Filler { buf, len: 0 };
         fill(i, &mut f);

@@ -11,12 +11,7 @@
 /// Arrays smaller than this are left alone (most come from the allocator's own pool).
 const MIN_BYTES: usize = 4 << 20;
 
-/// Advise huge pages for the memory behind `data` if it is large; call before first use.
-pub(crate) fn advise_huge<T>(data: &[T]) {
-    advise_range(data.as_ptr() as usize, std::mem::size_of_val(data));
-}
-
-/// The same for a vector's whole capacity (before it is filled).
+/// Advise huge pages for a vector's whole capacity if it is large; call before first use.
 pub(crate) fn advise_huge_capacity<T>(v: &Vec<T>) {
     advise_range(v.as_ptr() as usize, v.capacity() * std::mem::size_of::<T>());
 }
@@ -89,6 +84,15 @@ pub(crate) fn keep_freed_memory() {
 /// instead (NaN, or a large integer), so a method that skipped an element or added into it
 /// gives a wrong result in every test that reaches it.
 pub(crate) fn output<T: crate::Scalar>(n: usize) -> Vec<T> {
+    try_output(n).unwrap_or_else(|| {
+        let layout = std::alloc::Layout::array::<T>(n).unwrap_or(std::alloc::Layout::new::<T>());
+        std::alloc::handle_alloc_error(layout)
+    })
+}
+
+/// [`output`], or `None` when the system refuses the memory (the output of a problem with
+/// huge padding): the caller reports it instead of the process aborting.
+pub(crate) fn try_output<T: crate::Scalar>(n: usize) -> Option<Vec<T>> {
     use num_complex::{Complex32, Complex64};
     use std::any::TypeId;
     let ty = TypeId::of::<T>();
@@ -100,22 +104,22 @@ pub(crate) fn output<T: crate::Scalar>(n: usize) -> Vec<T> {
         TypeId::of::<i128>(),
     ]
     .contains(&ty);
-    if !plain {
-        let v = vec![T::zero(); n];
-        advise_huge(&v);
-        return v;
-    }
-    let mut v: Vec<T> = Vec::with_capacity(n);
+    let mut v: Vec<T> = Vec::new();
+    v.try_reserve_exact(n).ok()?;
     advise_huge_capacity(&v);
+    if !plain {
+        v.resize(n, T::zero());
+        return Some(v);
+    }
     if cfg!(debug_assertions) {
         v.resize(n, poison());
-        return v;
+        return Some(v);
     }
     // SAFETY: the capacity holds `n` elements; `T` is one of the plain types above, for which
     // every bit pattern is a valid value, and the plan's method writes every element before
     // anything reads it (the poison fill above checks that in every test build).
     unsafe { v.set_len(n) };
-    v
+    Some(v)
 }
 
 /// What [`output`] fills outputs with in builds with debug assertions: NaN for floating

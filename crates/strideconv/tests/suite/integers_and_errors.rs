@@ -274,6 +274,114 @@ fn bad_specs_name_the_argument() {
     assert!("replicate".parse::<strideconv::PadMode>().is_ok());
 }
 
+/// Lengths near 2⁶³ are refused by name, never wrapped (a dilation of 2⁶² on a 5-tap
+/// kernel once wrapped to a 1-tap one and gave a wrong answer); outputs and padded copies
+/// that cannot be addressed, or whose memory the system refuses, are `TooLarge` errors, not
+/// a panic or an abort.
+#[test]
+fn huge_lengths_are_errors_not_wrong_answers_or_aborts() {
+    let with = |dilation: usize, padding: Padding| Options {
+        dilation: vec![dilation],
+        padding,
+        ..Options::default()
+    };
+    for padding in [
+        Padding::Valid,
+        Padding::Full,
+        Padding::Same,
+        Padding::SameTf,
+    ] {
+        let e = spec_err(&[5, 10], &[5, 5], SIGNAL, with(1 << 62, padding.clone()));
+        assert!(
+            matches!(
+                e,
+                Error::InvalidValue {
+                    arg: "dilation",
+                    ..
+                }
+            ),
+            "{padding:?}: {e}"
+        );
+    }
+    // 2⁶² + 1 taps fit a word, but `full` padding around them does not.
+    let e = spec_err(&[5, 10], &[3, 3], SIGNAL, with(1 << 62, Padding::Full));
+    assert!(
+        matches!(e, Error::InvalidValue { arg: "padding", .. }),
+        "{e}"
+    );
+    let e = spec_err(
+        &[5, 10],
+        &[3, 3],
+        SIGNAL,
+        with(1, Padding::Uniform(1 << 63, 1 << 63)),
+    );
+    assert!(
+        matches!(e, Error::InvalidValue { arg: "padding", .. }),
+        "{e}"
+    );
+    // An output of 2⁸⁰ elements: not addressable.
+    let e = spec_err(
+        &[5, 10],
+        &[3, 3],
+        SIGNAL,
+        with(1, Padding::Uniform(1 << 40, 1 << 40)),
+    );
+    assert!(matches!(e, Error::TooLarge { what: "output", .. }), "{e}");
+    // A padded copy of 2⁶² elements for a 1-element output (stride as long as the padding).
+    let e = spec_err(
+        &[5, 10],
+        &[3, 3],
+        SIGNAL,
+        Options {
+            padding: Padding::Uniform(1 << 30, 1 << 30),
+            stride: vec![1 << 32],
+            ..Options::default()
+        },
+    );
+    assert!(
+        matches!(
+            e,
+            Error::TooLarge {
+                what: "padded copy of the input",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Addressable, but 2⁵² float64 outputs (32 PiB) are more than any machine gives.
+    let x = ArrayD::<f64>::ones(IxDyn(&[5, 10]));
+    let k = ArrayD::<f64>::ones(IxDyn(&[3, 3]));
+    let big = ConvSpec::new(
+        &[5, 10],
+        &[3, 3],
+        SIGNAL,
+        &with(1, Padding::Uniform(1 << 25, 1 << 25)),
+    );
+    let plan = Plan::<f64>::new(big.unwrap(), Method::Auto, Some(1)).unwrap();
+    let e = plan.execute(x.view(), k.view()).unwrap_err();
+    assert!(matches!(e, Error::TooLarge { what: "output", .. }), "{e}");
+    assert!(e.to_string().contains("32.0 PiB"), "{e}");
+    // A small output whose padded copy (2⁵² elements) is refused, for a method that copies.
+    let opts = Options {
+        padding: Padding::Uniform(1 << 25, 1 << 25),
+        stride: vec![1 << 24],
+        ..Options::default()
+    };
+    let spec = ConvSpec::new(&[5, 10], &[3, 3], SIGNAL, &opts).unwrap();
+    let plan = Plan::<f64>::new(spec, Method::Naive, Some(1)).unwrap();
+    let e = plan.execute(x.view(), k.view()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::TooLarge {
+                what: "padded copy of the input",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
 #[test]
 fn plans_check_shapes_and_threads() {
     let spec = ConvSpec::new(&[7, 7], &[3, 3], SIGNAL, &Options::default()).unwrap();
