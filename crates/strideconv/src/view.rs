@@ -236,7 +236,7 @@ pub(crate) fn prepare_input<'a, E: Element>(
             "padded copy of the input",
             &shape,
             std::mem::size_of::<E::Compute>(),
-            format!("the system refused {bytes} for it (this method copies the padded input; `direct` and `im2col` read the padding in place where they apply)"),
+            format!("the system refused {bytes} for it"),
         )
     };
     // The copy's memory first: the maps of a refused copy could take long to build (padding
