@@ -73,7 +73,8 @@ pub enum Error {
         what: &'static str,
         /// Its shape (canonical for the padded copy: batch, channels, depth, height, width).
         shape: Vec<usize>,
-        /// Its size in bytes (in the element type computed with).
+        /// Its size in bytes: in the element type computed with, or in the widest one (16
+        /// bytes) when a `ConvSpec`, which knows no element type, finds it unaddressable.
         bytes: u128,
         /// Why it cannot be had.
         reason: String,
