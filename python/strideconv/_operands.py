@@ -68,6 +68,10 @@ def normalize(
     default_out : numpy.dtype or None
         The output dtype when it is not the compute dtype (float16 computes in float32).
     """
+    for o, n in zip(objs, names):
+        # An absent bias is None; every other operand must be given.
+        if o is None and n != "bias":
+            raise TypeError(f"invalid {n}=None: expected an array")
     arrays = [None if o is None else _as_array(o, n) for o, n in zip(objs, names)]
     present = [(a, n) for a, n in zip(arrays, names) if a is not None]
     all_integer = all(a.dtype.kind in _INTEGER_KINDS for a, _ in present)

@@ -134,6 +134,14 @@ CASES = [
     ("padded copy refused", lambda: sc.correlate(X, K, padding=2**25, stride=2**24,
                                                  method="naive"), MemoryError,
      "padded copy of the input"),
+    ("x None", lambda: sc.correlate(None, K), TypeError, "invalid x=None"),
+    ("k None", lambda: sc.correlate(X, None), TypeError, "invalid k=None"),
+    ("weight None", lambda: sc.conv2d(IMG, None), TypeError, "invalid weight=None"),
+    ("plan call input None", lambda: sc.plan((1, 2, 6, 6), (4, 2, 3, 3), np.float64,
+                                              op="conv2d")(None, W), TypeError,
+     "invalid input=None"),
+    ("weight without output channels", lambda: sc.conv2d(IMG, np.ones((0, 2, 3, 3))),
+     ValueError, "weight shape (0, 2, 3, 3)"),
     ("plan conv weight shape", lambda: sc.plan((1, 2, 6, 6), (4, 2, 3, 3), np.float64,
                                                op="conv2d")(IMG, np.ones((4, 2, 2, 2))),
      ValueError, "weight shape (4, 2, 2, 2)"),
@@ -165,3 +173,29 @@ def test_ndimage_message_explains_the_names():
     with pytest.raises(ValueError) as info:
         sc.correlate(X, K, padding=1, pad_mode="nearest")
     assert "numpy" in str(info.value) and "edge" in str(info.value)
+
+
+@pytest.mark.parametrize("method", ["auto", *sc.methods()])
+def test_huge_strides_and_paddings_are_computed(method):
+    """Strides of 10^12 and paddings of 10^7 on a 10-element signal: every method that
+    takes the problem answers at once (the row path and im2col once sized buffers by the
+    stride and aborted the process; the FFT visited every phase)."""
+    x, k = np.arange(10.0), np.array([1.0, 10.0, 100.0])
+    cases = [
+        (dict(stride=10**12), [210.0]),
+        (dict(stride=10**11), [210.0]),
+        (dict(padding=[(10**7, 0)], stride=10**7), [0.0, 210.0]),
+    ]
+    for kw, want in cases:
+        try:
+            got = sc.correlate(x, k, method=method, **kw)
+        except ValueError as exc:  # a method that refuses the problem says so
+            assert "cannot compute" in str(exc), (kw, exc)
+            continue
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9, err_msg=str(kw))
+
+
+@pytest.mark.parametrize("method", ["auto", *sc.methods()])
+def test_an_empty_batch_gives_an_empty_result(method):
+    out = sc.conv2d(np.ones((0, 2, 6, 6)), np.ones((4, 2, 3, 3)), method=method)
+    assert out.shape == (0, 4, 4, 4) and out.dtype == np.float64

@@ -287,11 +287,17 @@ impl<T: Scalar> Plan<T> {
         };
         crate::kernels::keep_freed_memory();
         let scales = wisdom::scales();
+        // An empty batch (no image: an empty output, computed by no method) is costed as one
+        // image, so that the plan still names the method a batch of this shape would take.
+        let costed = ConvSpec {
+            batch: spec.batch.max(1),
+            ..spec.clone()
+        };
         let estimates: Vec<Estimate> = Method::ALL
             .iter()
             .map(|&m| Estimate {
                 method: m,
-                cost: cost::estimate::<T>(m, &spec, threads, &scales),
+                cost: cost::estimate::<T>(m, &costed, threads, &scales),
             })
             .collect();
         let ranked = |allow: &dyn Fn(Method) -> bool| {
@@ -500,6 +506,10 @@ impl<T: Scalar> Plan<T> {
         };
         let mut out = ArrayD::from_shape_vec(IxDyn(&shape), data)
             .expect("the output's length is its shape's product");
+        if n == 0 {
+            // An empty batch: nothing to compute (as torch returns an empty result).
+            return Ok(out);
+        }
         let x5 = view::input_view(s, x);
         if let (Some(path), Some(xv)) = (self.unpadded, E::view_compute(x5.view())) {
             let out5 = view::output_view(s, out.view_mut());

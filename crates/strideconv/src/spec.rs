@@ -446,7 +446,11 @@ impl ConvSpec {
             return Err(shape_error("k", k_shape, "kernel axes must be non-empty"));
         }
         if in_channels == 0 || out_channels == 0 {
-            return Err(shape_error("x", x_shape, "channel axes must be non-empty"));
+            return Err(if in_channels == 0 {
+                shape_error("x", x_shape, "channel axes must be non-empty")
+            } else {
+                shape_error("k", k_shape, "the output channel axis must be non-empty")
+            });
         }
         let stride = per_axis("stride", &opts.stride, rank)?;
         let dilation = per_axis("dilation", &opts.dilation, rank)?;

@@ -249,45 +249,49 @@ pub(crate) fn prepare_input<'a, E: Element>(
         return Err(refused());
     }
     kernels::advise_huge_capacity(&data);
-    let map = |a: usize| -> Option<Vec<Option<usize>>> {
-        let mut v = Vec::new();
-        v.try_reserve_exact(padded[a]).ok()?;
-        v.extend((0..padded[a]).map(|i| {
-            spec.pad_mode
-                .source_index(i, spec.padding[a].0, spec.input[a])
-        }));
-        Some(v)
+    // Source index of padded position `i` along axis `a` (None: cval), found per plane and
+    // per row; along the rows, the edges' sources are listed once (none for constant
+    // padding, whose edges are runs of cval: a list as long as a huge padding would cost
+    // more than the copy).
+    let source = |a: usize, i: usize| {
+        spec.pad_mode
+            .source_index(i, spec.padding[a].0, spec.input[a])
     };
-    let (Some(m0), Some(m1), Some(m2)) = (map(0), map(1), map(2)) else {
-        return Err(refused());
-    };
-    let maps = [m0, m1, m2];
     let cval = <E::Compute as Scalar>::from_f64(spec.cval);
     // One pass in memory order, each element written once: rows of padding are runs of
     // cval, an input row is its edges (by the index map) around the row itself.
     let (lo, w) = (spec.padding[2].0, spec.input[2]);
-    let edge = |range: std::ops::Range<usize>| -> Vec<Option<usize>> { maps[2][range].to_vec() };
-    let (before, after) = (edge(0..lo), edge(lo + w..padded[2]));
-    let constant = before.iter().chain(&after).all(Option::is_none);
+    let constant = matches!(spec.pad_mode, crate::spec::PadMode::Constant);
+    let edge = |range: std::ops::Range<usize>| -> Option<Vec<usize>> {
+        let mut v = Vec::new();
+        if !constant {
+            v.try_reserve_exact(range.len()).ok()?;
+            v.extend(range.map(|i| source(2, i).expect("a mode other than constant has a source")));
+        }
+        Some(v)
+    };
+    let (Some(before), Some(after)) = (edge(0..lo), edge(lo + w..padded[2])) else {
+        return Err(refused());
+    };
     let plane_len = padded[1] * padded[2];
     let planes = n * c * padded[0];
     // Planes of (image, channel, depth) in parallel when the copy is large.
     let parallel = threads > 1 && planes > 1 && planes * plane_len >= 1 << 17;
     let fill = |i: usize, f: &mut Filler<'_, E::Compute>| {
         let (b, ch, pd) = (i / (c * padded[0]), (i / padded[0]) % c, i % padded[0]);
-        let Some(sd) = maps[0][pd] else {
+        let Some(sd) = source(0, pd) else {
             return f.repeat(cval, plane_len);
         };
         let plane = x.slice(s![b, ch, sd, .., ..]);
-        for sh in &maps[1] {
-            let Some(sh) = *sh else {
+        for ph in 0..padded[1] {
+            let Some(sh) = source(1, ph) else {
                 f.repeat(cval, padded[2]);
                 continue;
             };
             let src = plane.row(sh);
-            let at = |sw: &Option<usize>| sw.map_or(cval, |sw| src[sw].to_compute());
+            let at = |&sw: &usize| src[sw].to_compute();
             if constant {
-                f.repeat(cval, before.len());
+                f.repeat(cval, lo);
             } else {
                 f.extend(before.iter().map(at));
             }
@@ -296,7 +300,7 @@ pub(crate) fn prepare_input<'a, E: Element>(
                 None => f.extend(src.iter().map(|v| v.to_compute())),
             }
             if constant {
-                f.repeat(cval, after.len());
+                f.repeat(cval, padded[2] - lo - w);
             } else {
                 f.extend(after.iter().map(at));
             }
@@ -427,21 +431,25 @@ pub(crate) fn copy_strided<T: Copy>(dst: &mut [T], src: &[T], step: usize) {
     }
 }
 
-/// Split each row of `src` (its first `width` elements) into its `step` phases: phase `p`
-/// of row `r` (elements `p, p + step, ...`) goes to `dst[(r·step + p)·plen ..]`.
+/// Split each row of `src` (its first `width` elements) into its first `phases` stride
+/// phases (`phases ≤ min(step, width)`): phase `p` of row `r` (elements `p, p + step, ...`)
+/// goes to `dst[(r·phases + p)·plen ..]`. The phases past the kernel's extent are never read
+/// (a stride longer than the kernel), so they take neither room nor copying.
 pub(crate) fn split_phases<T: Copy>(
     dst: &mut [T],
     plen: usize,
     src: ArrayView2<'_, T>,
     step: usize,
     width: usize,
+    phases: usize,
 ) {
-    let whole = step * plen;
+    debug_assert!(phases >= 1 && phases <= step.min(width));
+    let whole = phases * plen;
     for (r, row) in src.rows().into_iter().enumerate() {
         let d = &mut dst[r * whole..][..whole];
         match (row.as_slice(), step) {
             (Some(xs), 1) => d[..width].copy_from_slice(&xs[..width]),
-            (Some(xs), 2) => {
+            (Some(xs), 2) if phases == 2 => {
                 // Both phases in one pass over the row.
                 let xs = &xs[..width];
                 let (a, b) = d.split_at_mut(plen);
@@ -450,12 +458,15 @@ pub(crate) fn split_phases<T: Copy>(
                     a[width / 2] = xs[width - 1];
                 }
             }
-            (Some(xs), step) if step > 4 => {
+            (Some(xs), step) if step > 4 && phases == step => {
                 crate::kernels::split_step(d, plen, &xs[..width], step);
+            }
+            (Some(xs), step) if step > 4 => {
+                crate::kernels::split_phases(d, plen, &xs[..width], step, 0..phases);
             }
             _ => {
                 let row2 = row.slice(s![..width]).insert_axis(ndarray::Axis(0));
-                for p in 0..step.min(width) {
+                for p in 0..phases {
                     gather_rows(
                         &mut d[p * plen..],
                         0,

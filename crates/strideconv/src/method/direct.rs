@@ -487,11 +487,18 @@ fn run_rows<T: Scalar>(
     // reads the next row (those lanes are dropped), and PAD after the last one.
     let plen = xw.div_ceil(s2);
     let ext1 = g.input_len(1, 1, kh);
-    // Output rows per chunk: as many as keep the buffer near BUFFER_ELEMS.
-    let per_row = cin * kd * s1 * s2 * plen;
-    // At least 8 rows, so the rows a chunk shares with the next are not copied too often.
-    let rows_chunk = (BUFFER_ELEMS.saturating_sub(cin * kd * ext1 * s2 * plen) / per_row.max(1))
-        .clamp(8, oh.max(8))
+    // One input row in the buffer: the phases some tap reads (tap `tw` reads phase
+    // `tw·d2 % s2 ≤ tw·d2`, below the kernel's extent; a stride longer than the kernel
+    // leaves the others unread, and a stride of 10⁹ must not buffer them).
+    let phases = s2.min(g.input_len(2, 1, kw));
+    let row_len = phases * plen;
+    // Output rows per chunk: as many as keep the buffer near BUFFER_ELEMS; at least 8 where
+    // chunks share input rows (kernel taller than the stride), so those are not copied too
+    // often, else at least one (a vertical stride of 10¹² must not buffer the rows between).
+    let per_row = cin * kd * s1.saturating_mul(row_len);
+    let least = if s1 <= ext1 { 8 } else { 1 };
+    let rows_chunk = (BUFFER_ELEMS.saturating_sub(cin * kd * ext1 * row_len) / per_row.max(1))
+        .clamp(least, oh.max(least))
         .min(oh);
     let taps = cin * kd * kh * kw;
     let Scratch {
@@ -510,8 +517,7 @@ fn run_rows<T: Scalar>(
     // once for both. Measured, one thread: float64 1024² ⋆ 17² stride 2 4.97 → 3.41 ms,
     // ⋆ 33² 17.7 → 12.1 ms; n×n×5 512² ⋆ 17² 7.08 → 5.25 ms; float32 512² ⋆ 17² stride 1
     // 2.40 → 1.51 ms; kernels of 3 or 5 rows unchanged.
-    // One input row in the buffer (its `s2` phases), and the shift between output rows.
-    let row_len = s2 * plen;
+    // The shift between output rows.
     let shift = s1 * row_len;
     // Each (channel, depth slice) block of the buffer holds up to a whole chunk's rows.
     let nrows_max = rows_chunk.saturating_sub(1) * s1 + ext1;
@@ -567,7 +573,14 @@ fn run_rows<T: Scalar>(
                         }
                         let rows = xh0 + kept..xh0 + nrows;
                         let plane = x.slice(s![n, c, d * s0 + td * d0, rows, ..xw]);
-                        view::split_phases(&mut buf[base + kept * row_len..], plen, plane, s2, xw);
+                        view::split_phases(
+                            &mut buf[base + kept * row_len..],
+                            plen,
+                            plane,
+                            s2,
+                            xw,
+                            phases,
+                        );
                     }
                 }
                 have = xh0..xh0 + nrows;

@@ -1247,14 +1247,15 @@ impl<T: FftScalar> Algorithm<T> for FftMethod<T::F> {
         let m = geo.m;
         let size = m[0] * m[1] * m[2];
         let q = geo.phases;
+        // Phases past the kernel's extent hold no tap: not even visited (a stride of 10¹²
+        // would otherwise loop 10¹² times).
+        let live: [usize; SPATIAL] =
+            std::array::from_fn(|a| q[a].min(extent(kernel[a], g.dilation[a])));
         let mut phases = Vec::new();
-        for pd in 0..q[0] {
-            for ph in 0..q[1] {
-                for pw in 0..q[2] {
-                    let p = [pd, ph, pw];
-                    if (0..SPATIAL).all(|a| p[a] < extent(kernel[a], g.dilation[a])) {
-                        phases.push(p);
-                    }
+        for pd in 0..live[0] {
+            for ph in 0..live[1] {
+                for pw in 0..live[2] {
+                    phases.push([pd, ph, pw]);
                 }
             }
         }

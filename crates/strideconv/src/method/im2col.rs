@@ -711,7 +711,12 @@ fn phase_planes<T: Scalar>(geo: &Geo) -> Option<Phases> {
         need[1].div_ceil(s1),
         need[2].div_ceil(s2),
     ];
-    let mut slot = vec![usize::MAX; s0 * s1 * s2];
+    // A slot per phase: not for strides whose phases outnumber any use (a stride of 10¹²).
+    let phase_count = s0.checked_mul(s1).and_then(|p| p.checked_mul(s2))?;
+    if phase_count > 1 << 16 {
+        return None;
+    }
+    let mut slot = vec![usize::MAX; phase_count];
     let mut used = Vec::new();
     for td in 0..kd {
         for th in 0..kh {

@@ -382,6 +382,87 @@ fn huge_lengths_are_errors_not_wrong_answers_or_aborts() {
     );
 }
 
+/// Strides far longer than the input (10¹²), an empty batch, and padding far longer than
+/// the outputs need: every method answers, without sizing anything by the stride (the row
+/// path's phase buffer and im2col's phase table once took 10¹² elements and aborted; the
+/// FFT visited every one of 10¹¹ phases).
+#[test]
+fn huge_strides_and_empty_batches_are_computed() {
+    // Within rounding (the FFT methods round).
+    let close = |got: &ArrayD<f64>, want: &[f64], what: &str| {
+        let got: Vec<f64> = got.iter().copied().collect();
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (g, w) in got.iter().zip(want) {
+            assert!(
+                (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                "{what}: {got:?} != {want:?}"
+            );
+        }
+    };
+    let x = ArrayD::from_shape_vec(IxDyn(&[10]), (0..10).map(|v| v as f64).collect()).unwrap();
+    let k = ArrayD::from_shape_vec(IxDyn(&[3]), vec![1.0, 10.0, 100.0]).unwrap();
+    for m in Method::ALL {
+        for stride in [1usize << 40, 100_000_000_000] {
+            let spec = ConvSpec::new(&[10], &[3], SIGNAL, &Options::strided(stride)).unwrap();
+            let Ok(plan) = Plan::<f64>::new(spec, m, Some(2)) else {
+                continue;
+            };
+            let got = plan.execute(x.view(), k.view()).unwrap();
+            close(&got, &[210.0], &format!("{m}, stride {stride}"));
+        }
+        // Two axes, one of them with a huge stride (rows of 7, columns of 9).
+        let x2 = ArrayD::from_shape_fn(IxDyn(&[7, 9]), |i| (i[0] * 9 + i[1]) as f64);
+        let k2 = ArrayD::from_shape_fn(IxDyn(&[2, 3]), |i| (1 + i[0] * 3 + i[1]) as f64);
+        let opts = Options {
+            stride: vec![2, 1 << 40],
+            ..Options::default()
+        };
+        let spec = ConvSpec::new(&[7, 9], &[2, 3], SIGNAL, &opts).unwrap();
+        if let Ok(plan) = Plan::<f64>::new(spec, m, Some(2)) {
+            let got = plan.execute(x2.view(), k2.view()).unwrap();
+            let want: Vec<f64> = (0..3)
+                .map(|o| {
+                    let r = 2 * o;
+                    (0..2)
+                        .flat_map(|i| (0..3).map(move |j| (i, j)))
+                        .map(|(i, j)| k2[[i, j]] * x2[[r + i, j]])
+                        .sum()
+                })
+                .collect();
+            assert_eq!(got.shape(), &[3, 1], "{m}");
+            close(&got, &want, &format!("{m}, two axes"));
+        }
+        // Padding 10⁷ before, stride 10⁷: two outputs.
+        let opts = Options {
+            padding: Padding::Explicit(vec![(10_000_000, 0)]),
+            stride: vec![10_000_000],
+            ..Options::default()
+        };
+        let spec = ConvSpec::new(&[10], &[3], SIGNAL, &opts).unwrap();
+        if let Ok(plan) = Plan::<f64>::new(spec, m, Some(2)) {
+            let got = plan.execute(x.view(), k.view()).unwrap();
+            close(&got, &[0.0, 210.0], &format!("{m}, padded"));
+        }
+    }
+    // An empty batch: an empty output of the layer's shape, from every method.
+    let nchw = Layout::Batched {
+        channels_last: false,
+    };
+    let x = ArrayD::<f64>::zeros(IxDyn(&[0, 2, 6, 6]));
+    let k = ArrayD::<f64>::ones(IxDyn(&[4, 2, 3, 3]));
+    for m in Method::ALL {
+        let spec = ConvSpec::new(
+            &[0, 2, 6, 6],
+            &[4, 2, 3, 3],
+            nchw.clone(),
+            &Options::default(),
+        );
+        let plan = Plan::<f64>::new(spec.unwrap(), m, Some(2)).unwrap();
+        let got = plan.execute(x.view(), k.view()).unwrap();
+        assert_eq!(got.shape(), &[0, 4, 4, 4], "{m}");
+    }
+}
+
 #[test]
 fn plans_check_shapes_and_threads() {
     let spec = ConvSpec::new(&[7, 7], &[3, 3], SIGNAL, &Options::default()).unwrap();
