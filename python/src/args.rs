@@ -246,6 +246,29 @@ pub(crate) fn planning(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     }
 }
 
+/// [`cval`] with the padding mode it goes with: PyTorch's name `"zeros"` pads with zeros,
+/// so a `cval` other than 0 beside it is refused (it would otherwise be honoured, as by
+/// `"constant"`, its alias).
+pub(crate) fn cval_for(
+    obj: &Bound<'_, PyAny>,
+    mode: &Bound<'_, PyAny>,
+    integer: bool,
+) -> PyResult<f64> {
+    let v = cval(obj, integer)?;
+    let zeros = || {
+        mode.cast::<PyString>()
+            .is_ok_and(|s| s.to_cow().is_ok_and(|s| s == "zeros"))
+    };
+    if v != 0.0 && zeros() {
+        return Err(value_error(
+            "cval",
+            obj,
+            "pad_mode='zeros' pads with zeros; pass pad_mode='constant' to pad with another value",
+        ));
+    }
+    Ok(v)
+}
+
 /// `cval`, the constant padding value: a real number; for integer data, an exact integer.
 pub(crate) fn cval(obj: &Bound<'_, PyAny>, integer: bool) -> PyResult<f64> {
     const EXACT: f64 = 9007199254740992.0; // 2**53: every integer up to it is an exact f64

@@ -461,7 +461,7 @@ impl Request {
             dilation: args::per_axis(a.dilation, "dilation")?,
             padding,
             pad_mode: args::pad_mode(a.pad_mode, "pad_mode")?,
-            cval: args::cval(a.cval, family == Family::Int)?,
+            cval: args::cval_for(a.cval, a.pad_mode, family == Family::Int)?,
             groups: 1,
         };
         let method = args::method(a.method)?;

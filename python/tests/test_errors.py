@@ -134,6 +134,8 @@ CASES = [
     ("padded copy refused", lambda: sc.correlate(X, K, padding=2**25, stride=2**24,
                                                  method="naive"), MemoryError,
      "padded copy of the input"),
+    ("cval beside zeros", lambda: sc.correlate(X, K, padding=1, pad_mode="zeros", cval=100),
+     ValueError, "invalid cval=100: pad_mode='zeros' pads with zeros"),
     ("x None", lambda: sc.correlate(None, K), TypeError, "invalid x=None"),
     ("k None", lambda: sc.correlate(X, None), TypeError, "invalid k=None"),
     ("weight None", lambda: sc.conv2d(IMG, None), TypeError, "invalid weight=None"),

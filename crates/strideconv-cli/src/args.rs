@@ -78,6 +78,13 @@ pub struct ConvArgs {
 impl ConvArgs {
     /// The request's options and method.
     pub fn resolve(&self) -> Result<(Options, Method), String> {
+        if self.pad_mode == "zeros" && self.cval != 0.0 {
+            return Err(format!(
+                "invalid --cval {}: --pad-mode zeros pads with zeros; pass --pad-mode constant \
+                 to pad with another value",
+                self.cval
+            ));
+        }
         let opts = Options {
             op: if self.convolve {
                 strideconv::Op::Convolve
