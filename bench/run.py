@@ -128,8 +128,9 @@ def main(argv=None) -> int:
                 f"warning: {name}={os.environ[name]} is set; numpy may run slower kernels"
             )
     families.progress(f"strideconv: {ours.version()}")
-    if ours.available() and ours.slow_build():
-        families.progress(f"warning: {ours.slow_build()}")
+    slow_build = ours.slow_build() if ours.available() else ""
+    if slow_build:
+        families.progress(f"warning: {slow_build}")
     families.progress(f"peers: {describe_peers()}")
 
     families.progress("[peaks] FMA loop and streaming copy")
@@ -162,7 +163,7 @@ def main(argv=None) -> int:
         "numpy": np.__version__,
         "blas": machine.blas_description(),
         "strideconv": ours.version(),
-        "slow_build": ours.slow_build() if ours.available() else "",
+        "slow_build": slow_build,
         "peers": describe_peers(),
         "not_run": {
             "seed": len(seed_cells) - len(seed_rows),

@@ -140,6 +140,11 @@ pub(crate) fn overflow(detail: impl Into<String>) -> Error {
     }
 }
 
+/// Bytes of an array of `shape` with elements of `elem_bytes` (saturating, never wrapping).
+fn bytes_of(shape: &[usize], elem_bytes: usize) -> u128 {
+    (shape.iter()).fold(elem_bytes as u128, |a, &n| a.saturating_mul(n as u128))
+}
+
 #[cold]
 pub(crate) fn too_large(
     what: &'static str,
@@ -147,15 +152,24 @@ pub(crate) fn too_large(
     elem_bytes: usize,
     reason: impl Into<String>,
 ) -> Error {
-    let elements = shape
-        .iter()
-        .fold(1u128, |a, &n| a.saturating_mul(n as u128));
     Error::TooLarge {
         what,
         shape: shape.to_vec(),
-        bytes: elements.saturating_mul(elem_bytes as u128),
+        bytes: bytes_of(shape, elem_bytes),
         reason: reason.into(),
     }
+}
+
+/// [`too_large`] for memory the system refused (the allocation failed).
+#[cold]
+pub(crate) fn memory_refused(what: &'static str, shape: &[usize], elem_bytes: usize) -> Error {
+    let bytes = human_bytes(bytes_of(shape, elem_bytes));
+    too_large(
+        what,
+        shape,
+        elem_bytes,
+        format!("the system refused {bytes} for it"),
+    )
 }
 
 #[cfg(test)]

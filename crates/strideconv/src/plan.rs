@@ -493,16 +493,8 @@ impl<T: Scalar> Plan<T> {
         let shape = s.out_shape();
         let n = shape.iter().product();
         let Some(data) = crate::kernels::try_output::<T>(n) else {
-            let bytes = (n as u128) * std::mem::size_of::<T>() as u128;
-            return Err(crate::error::too_large(
-                "output",
-                &shape,
-                std::mem::size_of::<T>(),
-                format!(
-                    "the system refused {} for it",
-                    crate::error::human_bytes(bytes)
-                ),
-            ));
+            let size = std::mem::size_of::<T>();
+            return Err(crate::error::memory_refused("output", &shape, size));
         };
         let mut out = ArrayD::from_shape_vec(IxDyn(&shape), data)
             .expect("the output's length is its shape's product");

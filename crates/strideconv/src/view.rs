@@ -222,28 +222,15 @@ pub(crate) fn prepare_input<'a, E: Element>(
     }
     let [n, c] = [x.shape()[0], x.shape()[1]];
     let padded: [usize; SPATIAL] = std::array::from_fn(|a| spec.padded_len(a));
-    // Huge padding (the spec only checked that the copy is addressable): the memory may be
-    // refused, for the index maps or for the copy; reported, not aborted on.
+    // Huge padding (the spec only checked that the copy is addressable): the system may
+    // refuse the memory, for the copy or for the lists of its edges' sources; reported, not
+    // aborted on. The copy's memory is had first: nothing is built for a refused copy.
+    let shape = [n, c, padded[0], padded[1], padded[2]];
     let refused = || {
-        let shape = [n, c, padded[0], padded[1], padded[2]];
-        let bytes = crate::error::human_bytes(
-            shape
-                .iter()
-                .fold(1u128, |a, &d| a.saturating_mul(d as u128))
-                * std::mem::size_of::<E::Compute>() as u128,
-        );
-        crate::error::too_large(
-            "padded copy of the input",
-            &shape,
-            std::mem::size_of::<E::Compute>(),
-            format!("the system refused {bytes} for it"),
-        )
+        let what = "padded copy of the input";
+        crate::error::memory_refused(what, &shape, std::mem::size_of::<E::Compute>())
     };
-    // The copy's memory first: the maps of a refused copy could take long to build (padding
-    // 2²⁵ a side: 2²⁶ entries per axis).
-    let total = [n, c, padded[0], padded[1], padded[2]]
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d));
+    let total = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let mut data = Vec::new();
     if total.is_none_or(|t| data.try_reserve_exact(t).is_err()) {
         return Err(refused());
@@ -308,11 +295,9 @@ pub(crate) fn prepare_input<'a, E: Element>(
     };
     let threads = if parallel { threads } else { 1 };
     let data = kernels::fill_planes(data, planes, plane_len, threads, fill);
-    Ok(
-        Array5::from_shape_vec((n, c, padded[0], padded[1], padded[2]), data)
-            .expect("one element per padded position")
-            .into(),
-    )
+    Ok(Array5::from_shape_vec(shape, data)
+        .expect("one element per padded position")
+        .into())
 }
 
 /// For integers: refuse (as overflow) a problem whose partial sums could leave `i128`, so
