@@ -229,6 +229,7 @@ fn parallel_speedup<T: Scalar>(m: Method, spec: &ConvSpec, threads: usize) -> f6
                 stride: spec.stride,
                 dilation: spec.dilation,
                 threads: 1,
+                stream: false,
             };
             let geo = FftGeometry::new(
                 spec.out_spatial(),
@@ -526,6 +527,7 @@ fn fft<T: Scalar>(spec: &ConvSpec, polyphase: bool) -> f64 {
         stride: spec.stride,
         dilation: spec.dilation,
         threads: 1,
+        stream: false,
     };
     let real = T::KIND == Kind::Real;
     let out = spec.out_spatial();

@@ -120,11 +120,21 @@ pub struct Estimate {
 /// Bytes of padded input made at once (whole images; at least one).
 const PADDED_PIECE: usize = 8 << 20;
 
-fn geom(spec: &ConvSpec) -> Geom {
+/// Outputs from this size on are written past the caches where a method can ([`Geom`]'s
+/// `stream`): a quarter of this machine class's L3, so they would not stay there, and
+/// writing a line that missed the caches first reads it from memory. 1×1 64→256 @56, batch
+/// 8 (a 25.7 MB float32 output), Rust loop, 2 threads: 4.4–4.9 ms per call with ordinary
+/// stores, 4.1 ms streamed; float64 (51 MB) 14.3 → 9.8 ms. One image (3.2 MB) measured the
+/// same either way, and 256→64 (6.4 MB) 10% slower streamed.
+const STREAM_BYTES: usize = 8 << 20;
+
+fn geom(spec: &ConvSpec, elem: usize) -> Geom {
+    let out = spec.out_shape().iter().product::<usize>();
     Geom {
         stride: spec.stride,
         dilation: spec.dilation,
         threads: 1,
+        stream: out.saturating_mul(elem) >= STREAM_BYTES,
     }
 }
 
@@ -491,13 +501,20 @@ impl<T: Scalar> Plan<T> {
             self.threads
         };
         let shape = s.out_shape();
-        let n = shape.iter().product();
-        let Some(data) = crate::kernels::try_output::<T>(n) else {
+        let n: usize = shape.iter().product();
+        let Some((data, off)) = crate::kernels::try_output_aligned::<T>(n) else {
             let size = std::mem::size_of::<T>();
             return Err(crate::error::memory_refused("output", &shape, size));
         };
-        let mut out = ArrayD::from_shape_vec(IxDyn(&shape), data)
-            .expect("the output's length is its shape's product");
+        let mut out = if off == 0 && data.len() == n {
+            ArrayD::from_shape_vec(IxDyn(&shape), data)
+        } else {
+            // A large output starts on a cache line, `off` elements into its vector.
+            ndarray::Array1::from_vec(data)
+                .slice_move(ndarray::s![off..off + n])
+                .into_shape_with_order(IxDyn(&shape))
+        }
+        .expect("the output's length is its shape's product");
         if n == 0 {
             // An empty batch: nothing to compute (as torch returns an empty result).
             return Ok(out);
@@ -536,7 +553,15 @@ impl<T: Scalar> Plan<T> {
                 out5.slice_mut(ndarray::s![b0..b1, .., .., .., ..])
             };
             let run = |alg: &dyn method::Algorithm<T>, o: ArrayViewMut5<'_, T>| {
-                method::drive(alg, xc.view(), kc.view(), o, s.groups, &geom(s), threads)
+                method::drive(
+                    alg,
+                    xc.view(),
+                    kc.view(),
+                    o,
+                    s.groups,
+                    &geom(s, std::mem::size_of::<T>()),
+                    threads,
+                )
             };
             run(self.algorithm.as_ref(), piece_out.view_mut());
             // `auto` chose an FFT: a NaN or Inf in the input or the kernel spreads over every

@@ -33,7 +33,9 @@ pub(crate) fn supported<T: Scalar>() -> bool {
 }
 
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`, for views of any strides
-/// (negative and zero strides included), single-threaded.
+/// (negative and zero strides included), single-threaded. `stream` asks for the final sums
+/// to be written past the caches where the hand-written product can (a destination much
+/// larger than the caches; the crate ignores it).
 ///
 /// # Panics
 /// If the shapes do not chain (`lhs` m×k, `rhs` k×n, `dst` m×n) or `T` is not
@@ -43,6 +45,7 @@ pub(crate) fn gemm<T: Scalar>(
     lhs: ArrayView2<'_, T>,
     rhs: ArrayView2<'_, T>,
     accumulate: bool,
+    stream: bool,
 ) {
     let (m, k) = lhs.dim();
     let (k2, n) = rhs.dim();
@@ -58,7 +61,7 @@ pub(crate) fn gemm<T: Scalar>(
         return;
     }
     if super::matmul::applies::<T>(dst.strides()[1], rhs.strides()[1], k) {
-        return super::matmul::matmul(dst, lhs, rhs, accumulate);
+        return super::matmul::matmul(dst, lhs, rhs, accumulate, stream);
     }
     let (dst_rs, dst_cs) = (dst.strides()[0], dst.strides()[1]);
     let (lhs_rs, lhs_cs) = (lhs.strides()[0], lhs.strides()[1]);
@@ -134,9 +137,9 @@ mod tests {
         let mut out = Array2::<f64>::zeros((14, 11));
         let mut dst = out.slice_mut(s![..;-2, ..]);
         dst.fill(1.0);
-        gemm(dst.view_mut(), lhs, rhs, true);
+        gemm(dst.view_mut(), lhs, rhs, true, false);
         assert_eq!(dst, want.mapv(|v| v + 1.0));
-        gemm(dst.view_mut(), lhs, rhs, false);
+        gemm(dst.view_mut(), lhs, rhs, false, true);
         assert_eq!(dst, want);
         // Rows the step-2 view skips stay untouched.
         assert!(out.slice(s![..;2, ..]).iter().all(|&v| v == 0.0));
@@ -164,10 +167,18 @@ mod tests {
             let want = reference(&a.view(), &b.view());
             let extra = next(5);
             let accumulate = case % 3 == 0;
+            // Final sums streamed past the caches (the vectors that start a cache line) or not.
+            let stream = case % 2 == 1;
             let start = if accumulate { 2.0 } else { 9.0 };
             if supported::<f64>() {
                 let mut out = Array2::<f64>::from_elem((m, n + extra), start);
-                gemm(out.slice_mut(s![.., ..n]), a.view(), b.view(), accumulate);
+                gemm(
+                    out.slice_mut(s![.., ..n]),
+                    a.view(),
+                    b.view(),
+                    accumulate,
+                    stream,
+                );
                 let base = if accumulate { 2.0 } else { 0.0 };
                 assert_eq!(
                     out.slice(s![.., ..n]),
@@ -184,6 +195,7 @@ mod tests {
                     a32.view(),
                     b32.view(),
                     accumulate,
+                    stream,
                 );
                 let base = if accumulate { 2.0 } else { 0.0 };
                 // Small integers: every partial sum is exact in f32 too.
@@ -205,9 +217,9 @@ mod tests {
         let lhs = Array2::<f32>::zeros((3, 0));
         let rhs = Array2::<f32>::zeros((0, 4));
         let mut dst = Array2::<f32>::from_elem((3, 4), 5.0);
-        gemm(dst.view_mut(), lhs.view(), rhs.view(), true);
+        gemm(dst.view_mut(), lhs.view(), rhs.view(), true, false);
         assert!(dst.iter().all(|&v| v == 5.0));
-        gemm(dst.view_mut(), lhs.view(), rhs.view(), false);
+        gemm(dst.view_mut(), lhs.view(), rhs.view(), false, false);
         assert!(dst.iter().all(|&v| v == 0.0));
     }
 
@@ -217,6 +229,6 @@ mod tests {
         let lhs = Array2::<f64>::zeros((3, 2));
         let rhs = Array2::<f64>::zeros((3, 4));
         let mut dst = Array2::<f64>::zeros((3, 4));
-        gemm(dst.view_mut(), lhs.view(), rhs.view(), false);
+        gemm(dst.view_mut(), lhs.view(), rhs.view(), false, false);
     }
 }

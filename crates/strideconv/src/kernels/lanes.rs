@@ -47,6 +47,10 @@ pub(super) trait Lanes: Copy {
     unsafe fn sum(v: Self::V) -> Self;
     /// Lanes in `mask` to `p` (those must be writable).
     unsafe fn store(p: *mut Self, mask: u32, v: Self::V);
+    /// All `N` lanes to `p`, which must be 64-byte aligned, with a non-temporal store (the
+    /// line goes to memory without being read into the caches; weakly ordered, so the
+    /// writer fences before others may read it).
+    unsafe fn stream(p: *mut Self, v: Self::V);
     /// `N` registers (`rows.len() == N`) as an `N × N` matrix, transposed in place: lane `l`
     /// of register `r` becomes lane `r` of register `l`.
     unsafe fn transpose(rows: &mut [Self::V]);
@@ -148,6 +152,11 @@ impl Lanes for f32 {
         unsafe { _mm512_mask_storeu_ps(p, mask as __mmask16, v) }
     }
     #[inline(always)]
+    unsafe fn stream(p: *mut f32, v: __m512) {
+        // SAFETY (caller): `p` is 64-byte aligned and its 16 elements are within the output.
+        unsafe { _mm512_stream_ps(p, v) }
+    }
+    #[inline(always)]
     unsafe fn transpose(rows: &mut [__m512]) {
         assert_eq!(rows.len(), 16, "transpose: 16 registers");
         // Within 128-bit lanes first (pairs of 32-bit, then of 64-bit elements), then whole
@@ -244,6 +253,11 @@ impl Lanes for f64 {
     unsafe fn store(p: *mut f64, mask: u32, v: __m512d) {
         // SAFETY (caller): as for f32.
         unsafe { _mm512_mask_storeu_pd(p, mask as __mmask8, v) }
+    }
+    #[inline(always)]
+    unsafe fn stream(p: *mut f64, v: __m512d) {
+        // SAFETY (caller): as for f32.
+        unsafe { _mm512_stream_pd(p, v) }
     }
     #[inline(always)]
     unsafe fn transpose(rows: &mut [__m512d]) {

@@ -58,6 +58,8 @@ const TAP_BLOCKS: usize = 16;
 const PACK_STRIDE_BYTES: usize = 8 << 10;
 /// Tiles (of `NV` vectors) per copied wide block.
 const WIDE_BLOCKS: usize = 10;
+/// Multiple of `kc` a copied panel takes as one reduction block.
+const PACK_BLOCKS: usize = 2;
 
 /// Whether [`matmul`] multiplies `T` when the strides suit it (f32 or f64, AVX-512).
 pub(crate) fn available<T: Scalar>() -> bool {
@@ -71,12 +73,15 @@ pub(super) fn applies<T: Scalar>(dst_cs: isize, rhs_cs: isize, k: usize) -> bool
 }
 
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`. The caller checked the shapes
-/// chain and that [`applies`] holds.
+/// chain and that [`applies`] holds. With `stream`, the final sums go to memory past the
+/// caches where they fill whole cache lines (see [`avx512::run`]): for products whose
+/// destination is much larger than the caches, which nothing will read soon.
 pub(super) fn matmul<T: Scalar>(
     mut dst: ArrayViewMut2<'_, T>,
     lhs: ArrayView2<'_, T>,
     rhs: ArrayView2<'_, T>,
     accumulate: bool,
+    stream: bool,
 ) {
     let (m, k) = lhs.dim();
     let n = rhs.ncols();
@@ -121,6 +126,7 @@ pub(super) fn matmul<T: Scalar>(
         c: dst.as_mut_ptr(),
         c_rs: dst_rs,
         cols: Cols::Dense,
+        stream,
     };
     // SAFETY: `rhs.as_ptr()` is element [0, 0] of a k×n view with unit column stride and row
     // stride `rhs_rs`, so `b + kk·rhs_rs + j` is valid for kk < k, j < n; likewise `c` for
@@ -377,6 +383,7 @@ fn gathered_by<T: Scalar>(
             c: dst.get().wrapping_offset(i0 as isize * c_rs),
             c_rs,
             cols: Cols::Grid(grid(p0)),
+            stream: false,
         };
         // SAFETY: rows i0..i1 of `lhs` are in place with unit column stride; panel row kk of
         // columns p0..p1 reads `src[taps[kk] + p]` for p < span (checked above); the
@@ -477,7 +484,8 @@ unsafe fn dispatch<T: Scalar>(
 
 /// A product's operands: the weights; the right-hand side, whose row `kk` starts at
 /// `b + kk·b_rs`, or at `b + taps[kk]` when `taps` is not null; the destination, row `i` at
-/// `c + i·c_rs`, its columns placed as `cols` says.
+/// `c + i·c_rs`, its columns placed as `cols` says, its final sums streamed past the caches
+/// when `stream` (dense columns only).
 #[derive(Clone, Copy)]
 struct Operands<T> {
     weights: Weights<T>,
@@ -487,6 +495,7 @@ struct Operands<T> {
     c: *mut T,
     c_rs: isize,
     cols: Cols,
+    stream: bool,
 }
 
 impl<T> Operands<T> {
@@ -499,6 +508,7 @@ impl<T> Operands<T> {
             c: self.c.cast(),
             c_rs: self.c_rs,
             cols: self.cols,
+            stream: self.stream,
         }
     }
 }
@@ -549,7 +559,8 @@ impl<T> Weights<T> {
 mod avx512 {
     use super::super::lanes::{within, Lanes};
     use super::{
-        Cols, Operands, Weights, BLOCK_BYTES, MR, NV, PACK_STRIDE_BYTES, TAP_BLOCKS, WIDE_BLOCKS,
+        Cols, Operands, Weights, BLOCK_BYTES, MR, NV, PACK_BLOCKS, PACK_STRIDE_BYTES, TAP_BLOCKS,
+        WIDE_BLOCKS,
     };
 
     /// Per vector of a tile, up to two destination pieces: the lanes they hold (a mask) and
@@ -613,8 +624,10 @@ mod avx512 {
             c,
             c_rs,
             cols,
+            stream,
         } = ops;
         let tabled = !taps.is_null();
+        let stream = stream && !tabled;
         let nr = NV * T::N;
         let kc = (BLOCK_BYTES / (nr * std::mem::size_of::<T>())).max(1);
         // Tap-table panels are windows of the same few input rows, shifted: a tile's rows
@@ -622,6 +635,16 @@ mod avx512 {
         // rows would, and unblocked it spares the sums' reloads (3×3 64→64 @56, one thread:
         // 1104 µs blocked, 963 µs not; 256→256 @14: 1273, 1050 µs).
         let kc = if tabled { kc * TAP_BLOCKS } else { kc };
+        // Panels whose rows lie far apart (a 1×1 layer multiplies its input in place, one
+        // channel's whole plane per row) are copied a wide block at a time: long sequential
+        // row reads, which the hardware prefetcher follows, instead of a few lines from each
+        // of `kc` distant rows per tile (1×1 256→64 @56, batch 8: 3.8 ms in place, 2.4 ms
+        // copied). Gathered im2col panels and tap tables are read where they are.
+        let pack = !tabled && b_rs.unsigned_abs() * std::mem::size_of::<T>() > PACK_STRIDE_BYTES;
+        // A copied panel takes twice the rows per block: a 1×1 layer of 256 input channels
+        // is then one block, its sums written once (and streamed, if asked) instead of
+        // written, read back and written again.
+        let kc = if pack { kc * PACK_BLOCKS } else { kc };
         let strips = m.div_ceil(MR);
         // Per strip: its first weight, each row's offset from it (rows past `m` repeat the
         // last row; their sums are not stored), and the step between reduction elements.
@@ -640,15 +663,9 @@ mod avx512 {
                 ),
             }
         };
-        // Panels whose rows lie far apart (a 1×1 layer multiplies its input in place, one
-        // channel's whole plane per row) are copied a wide block at a time: long sequential
-        // row reads, which the hardware prefetcher follows, instead of a few lines from each
-        // of `kc` distant rows per tile (1×1 256→64 @56, batch 8: 3.8 ms in place, 2.4 ms
-        // copied). Gathered im2col panels and tap tables are read where they are.
-        let pack = !tabled && b_rs.unsigned_abs() * std::mem::size_of::<T>() > PACK_STRIDE_BYTES;
         let wide = if pack { WIDE_BLOCKS * nr } else { n };
         let mut copy = if pack {
-            vec![T::default(); kc * wide]
+            vec![T::default(); kc.min(k) * wide]
         } else {
             Vec::new()
         };
@@ -656,13 +673,17 @@ mod avx512 {
         while k0 < k {
             let kl = kc.min(k - k0);
             let add = accumulate || k0 > 0;
+            // Only a reduction of one block streams its sums: partial sums are read back by
+            // the next block, and streaming the last block's (lines just read) measured
+            // slower (1×1 256→64 @56 batch 8 float64: 13.9 → 14–17 ms).
+            let streamed = stream && !add && kl == k;
             let mut w0 = 0;
             while w0 < n {
                 let wcols = wide.min(n - w0);
                 let (src, src_rs) = if pack {
                     for kk in 0..kl {
                         // SAFETY: panel row k0 + kk < k, columns w0 .. w0 + wcols ≤ n; the
-                        // copy holds kc·wide elements.
+                        // copy holds min(kc, k)·wide elements, and kl ≤ min(kc, k).
                         unsafe {
                             let row = b.offset((k0 + kk) as isize * b_rs).add(w0);
                             std::ptr::copy_nonoverlapping(
@@ -708,9 +729,11 @@ mod avx512 {
                         // below w0 + j0 + count ≤ n (the masks).
                         unsafe {
                             if tabled {
-                                widths::<T, true>(nv, kl, a, bs, at, c_rs, put, rows, add)
+                                widths::<T, true, false>(nv, kl, a, bs, at, c_rs, put, rows, add)
+                            } else if streamed {
+                                widths::<T, false, true>(nv, kl, a, bs, at, c_rs, put, rows, add)
                             } else {
-                                widths::<T, false>(nv, kl, a, bs, at, c_rs, put, rows, add)
+                                widths::<T, false, false>(nv, kl, a, bs, at, c_rs, put, rows, add)
                             }
                         }
                     }
@@ -720,12 +743,18 @@ mod avx512 {
             }
             k0 += kl;
         }
+        if stream {
+            // Non-temporal stores are weakly ordered: the fence orders them before whatever
+            // this thread does next (ending its part of a team's work, after which the
+            // caller reads the output).
+            std::arch::x86_64::_mm_sfence();
+        }
     }
 
     /// [`tile`] for a tile `nv` vectors wide (the last block of a row may be one or two).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn widths<T: Lanes, const TAB: bool>(
+    unsafe fn widths<T: Lanes, const TAB: bool, const NT: bool>(
         nv: usize,
         kl: usize,
         a: (*const T, [isize; MR], isize),
@@ -739,9 +768,9 @@ mod avx512 {
         // SAFETY: as for `tile`, which the caller promised.
         unsafe {
             match nv {
-                1 => tile::<T, 1, TAB>(kl, a, bs, c, c_rs, put, rows, add),
-                2 => tile::<T, 2, TAB>(kl, a, bs, c, c_rs, put, rows, add),
-                _ => tile::<T, NV, TAB>(kl, a, bs, c, c_rs, put, rows, add),
+                1 => tile::<T, 1, TAB, NT>(kl, a, bs, c, c_rs, put, rows, add),
+                2 => tile::<T, 2, TAB, NT>(kl, a, bs, c, c_rs, put, rows, add),
+                _ => tile::<T, NV, TAB, NT>(kl, a, bs, c, c_rs, put, rows, add),
             }
         }
     }
@@ -749,10 +778,11 @@ mod avx512 {
     /// One tile of `rows` rows (at most `MR`) and the columns in `masks` (at most `W·N`):
     /// `c[r, j] (+)= Σ_kk a[offs[r] + kk·step] · b[row(kk) + j]`. With `TAB`, panel row `kk`
     /// starts at `b + tab[kk]` and sums go where `put` says; else row `kk` starts at
-    /// `b + kk·b_rs` and column `j` is `c[r·c_rs + j]`.
+    /// `b + kk·b_rs`, column `j` is `c[r·c_rs + j]`, and with `NT` every whole vector of sums
+    /// that starts on a cache line is written with a non-temporal store.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<T: Lanes, const W: usize, const TAB: bool>(
+    unsafe fn tile<T: Lanes, const W: usize, const TAB: bool, const NT: bool>(
         kl: usize,
         (a, offs, step): (*const T, [isize; MR], isize),
         (b, b_rs, tab, masks): (*const T, isize, *const isize, [u32; NV]),
@@ -763,6 +793,7 @@ mod avx512 {
         add: bool,
     ) {
         let n = T::N;
+        let full = within(0, n as isize, n);
         // SAFETY (whole body): `a + offs[r] + kk·step` is a weight for r < MR, kk < kl; the
         // lanes in `masks` of panel row kk are panel values for kk < kl (and `tab` holds kl
         // offsets when `TAB`); only the pieces in `put` of rows below `rows` of `c` are read
@@ -800,7 +831,13 @@ mod avx512 {
                         } else {
                             sum
                         };
-                        T::store(at, mask, sum);
+                        // A whole vector on a cache line fills it: written past the caches,
+                        // the line is not first read from memory.
+                        if NT && mask == full && (at as usize).is_multiple_of(64) {
+                            T::stream(at, sum);
+                        } else {
+                            T::store(at, mask, sum);
+                        }
                         continue;
                     }
                     for &(mask, off) in &put[v] {

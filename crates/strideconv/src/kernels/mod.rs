@@ -35,7 +35,7 @@ pub(crate) use masked::{masked, shared_gain, shares, supported as masked_support
 pub(crate) use matmul::{
     available as own_product, gathered, gathered_strided, prefers_channels, Packed, Walk,
 };
-pub(crate) use pages::{advise_huge_capacity, keep_freed_memory, output, try_output};
+pub(crate) use pages::{advise_huge_capacity, keep_freed_memory, output, try_output_aligned};
 pub(crate) use spectra::multiply_add as complex_multiply_add;
 pub(crate) use split::{deinterleave, pick, split_phases, split_step};
 pub(crate) use winograd::{

@@ -122,6 +122,27 @@ pub(crate) fn try_output<T: crate::Scalar>(n: usize) -> Option<Vec<T>> {
     Some(v)
 }
 
+/// Outputs at least this large start on a cache line ([`try_output_aligned`]).
+const ALIGN_BYTES: usize = 256 << 10;
+
+/// [`try_output`] for a plan's output of `n` elements, as a vector and the offset of the
+/// output's first element in it: a large output starts on a 64-byte boundary (the vector
+/// holds up to one cache line more), so that kernels can write whole cache lines of it with
+/// non-temporal stores, which need that alignment (see `matmul`). Small outputs are
+/// returned as they are, at offset 0.
+pub(crate) fn try_output_aligned<T: crate::Scalar>(n: usize) -> Option<(Vec<T>, usize)> {
+    let size = std::mem::size_of::<T>();
+    if size == 0 || size > 64 || n.saturating_mul(size) < ALIGN_BYTES {
+        return try_output(n).map(|v| (v, 0));
+    }
+    let line = 64 / size;
+    let v = try_output::<T>(n.checked_add(line)?)?;
+    // Elements from the vector's start to the first 64-byte boundary (allocations are
+    // aligned to `T`, so the distance is a whole number of elements).
+    let off = (v.as_ptr() as usize).next_multiple_of(64) - v.as_ptr() as usize;
+    Some((v, off / size))
+}
+
 /// What [`output`] fills outputs with in builds with debug assertions: NaN for floating
 /// types (which no comparison with a finite reference accepts), a large odd value for
 /// integers.
@@ -129,5 +150,29 @@ fn poison<T: crate::Scalar>() -> T {
     match T::KIND {
         crate::scalar::Kind::Integer => T::from_f64(-1.234_567_890_123e30),
         _ => T::from_f64(f64::NAN),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_outputs_start_on_a_cache_line() {
+        // Small outputs as allocated; large ones from the first 64-byte boundary, with room
+        // for every element after it. Several sizes, so more than one allocation is seen.
+        for n in [10, 1000, ALIGN_BYTES / 8 - 1] {
+            let (v, off) = try_output_aligned::<f64>(n).unwrap();
+            assert_eq!((off, v.len()), (0, n));
+        }
+        for n in [ALIGN_BYTES / 8, ALIGN_BYTES / 8 + 3, 1 << 20] {
+            let (v, off) = try_output_aligned::<f64>(n).unwrap();
+            assert_eq!(v[off..].as_ptr() as usize % 64, 0, "{n}");
+            assert!(off < 8 && v.len() >= off + n, "{n}: {off} {}", v.len());
+            // The same bytes of f32, and five elements more.
+            let (w, off) = try_output_aligned::<f32>(2 * n + 5).unwrap();
+            assert_eq!(w[off..].as_ptr() as usize % 64, 0, "{n}");
+            assert!(off < 16 && w.len() >= off + 2 * n + 5);
+        }
     }
 }

@@ -450,6 +450,7 @@ fn run_flat<T: Scalar>(
         stride: [g.stride[0], g.stride[1], g.stride[2] * cin],
         dilation: [g.dilation[0], g.dilation[1], 1],
         threads: g.threads,
+        stream: g.stream,
     };
     with_scratch(|sc| run_rows(xf, &kshape, weights, out, &gf, sc))
 }

@@ -1556,6 +1556,7 @@ mod tests {
             stride: [1, 2, 2],
             dilation: [1; 3],
             threads: 1,
+            stream: false,
         };
         // seed-2d 1024² ⋆ 65², stride 2: 480 output rows; a 223-row band fits L2.
         let (band, geo) = FftGeometry::banded([1, 480, 480], [1, 65, 65], &g, true, true);

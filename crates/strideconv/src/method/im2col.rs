@@ -310,7 +310,8 @@ impl<T: Scalar> Algorithm<T> for Im2col {
                 if let (Some(rhs), Some(dst)) =
                     (merge_positions(rows), merge_positions_mut(&mut on))
                 {
-                    multiply_par(dst, kmat.view(), rhs, g.threads);
+                    // A large output's sums go past the caches (`Geom::stream`).
+                    multiply_par(dst, kmat.view(), rhs, g.threads, g.stream);
                     continue;
                 }
             }
@@ -825,15 +826,17 @@ fn merge_positions_mut<'a, T>(v: &'a mut ArrayViewMut4<'_, T>) -> Option<ArrayVi
         .then(|| m.index_axis_move(Axis(1), 0).index_axis_move(Axis(1), 0))
 }
 
-/// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`.
+/// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`; with `stream`, the final
+/// sums go past the caches where they can (see [`kernels::gemm`]).
 pub(crate) fn multiply<T: Scalar>(
     dst: ArrayViewMut2<'_, T>,
     lhs: ArrayView2<'_, T>,
     rhs: ArrayView2<'_, T>,
     accumulate: bool,
+    stream: bool,
 ) {
     if kernels::gemm_supported::<T>() {
-        kernels::gemm(dst, lhs, rhs, accumulate);
+        kernels::gemm(dst, lhs, rhs, accumulate, stream);
     } else {
         multiply_plain(dst, lhs, rhs, accumulate);
     }
@@ -881,10 +884,11 @@ fn multiply_par<T: Scalar>(
     lhs: ArrayView2<'_, T>,
     rhs: ArrayView2<'_, T>,
     threads: usize,
+    stream: bool,
 ) {
     let (m, n) = dst.dim();
     if threads <= 1 || m * n * lhs.ncols() < 1 << 18 {
-        return multiply(dst, lhs, rhs, false);
+        return multiply(dst, lhs, rhs, false, stream);
     }
     let parts: Vec<_> = if n >= threads * 2 * MIN_TILE || m < threads * 16 {
         // Pieces a multiple of the SIMD width, which gemm reads without copying.
@@ -901,7 +905,7 @@ fn multiply_par<T: Scalar>(
             .map(|(d, l)| (d, l, rhs.view()))
             .collect()
     };
-    crate::team::for_items(threads, parts, |(d, l, r)| multiply(d, l, r, false));
+    crate::team::for_items(threads, parts, |(d, l, r)| multiply(d, l, r, false, stream));
 }
 
 /// Gather-and-multiply over tiles of one image. `on` is `(C_out, OD, OH, OW)`.
@@ -1042,10 +1046,10 @@ fn run_tile<T: Scalar>(
         };
         let lhs = kmat.slice(s![.., g0 * glen..g1 * glen]);
         if g0 == 0 && g1 == total_groups {
-            multiply_par(dst.view_mut(), lhs, rhs, threads);
+            multiply_par(dst.view_mut(), lhs, rhs, threads, false);
         } else {
             // Reduction pieces accumulate; rare (huge kernels), so single-threaded.
-            multiply(dst.view_mut(), lhs, rhs, g0 > 0);
+            multiply(dst.view_mut(), lhs, rhs, g0 > 0, false);
         }
         g0 = g1;
     }

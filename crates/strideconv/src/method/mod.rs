@@ -29,6 +29,10 @@ pub(crate) struct Geom {
     /// Threads the block may run on ([`crate::team`]); a method parallelises inside a block
     /// only when this is above 1.
     pub threads: usize,
+    /// The whole call's output is much larger than the caches: a method may write its final
+    /// values past them (non-temporal stores), sparing the read of each line a store that
+    /// misses the caches makes first.
+    pub stream: bool,
 }
 
 impl Geom {

@@ -510,7 +510,7 @@ fn run_item<T: Scalar>(
             let dst =
                 ArrayViewMut2::from_shape((oc, nt).strides((tcs, 1)), &mut sc.m[p * oc * tcs..])
                     .expect("products in bounds");
-            super::im2col::multiply(dst, lhs, rhs, false);
+            super::im2col::multiply(dst, lhs, rhs, false, false);
         }
         transform_output(&mut item.out, &sc.m, &mut sc.y, oc, (rows, pw, tx0), geo);
         tx0 += pw;

@@ -172,6 +172,20 @@ fn pointwise_in_place_and_strided() {
 }
 
 #[test]
+fn pointwise_outputs_past_the_caches() {
+    // Whole outputs of 8 MiB and more are written with non-temporal stores where a vector
+    // fills a cache line: rows that start on one (128² positions) and rows that mostly do
+    // not (121×123), two images on two threads or one after the other.
+    for (layer, seed) in [
+        (Layer::new(16, 64, &[128, 128], &[1, 1], 1, 0).batch(2), 40),
+        (Layer::new(8, 72, &[121, 123], &[1, 1], 1, 0).batch(2), 41),
+    ] {
+        check::<f32>(&layer, f32::EPSILON as f64, seed);
+        check::<f64>(&layer, f64::EPSILON, seed);
+    }
+}
+
+#[test]
 fn pointwise_from_views_that_do_not_merge() {
     // Every other column of a wider array: positions are not one stride, so 1×1 gathers.
     let layer = Layer::new(12, 10, &[7, 9], &[1, 1], 1, 0);
