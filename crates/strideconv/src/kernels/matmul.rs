@@ -16,8 +16,9 @@
 //!   `m` and `n` work without padding; a last block of one or two vectors runs a narrower
 //!   tile instead of wasting lanes;
 //! - weights whose rows are not contiguous are packed into strips first; a panel whose rows
-//!   lie far apart (a 1×1 layer's input, multiplied in place) is copied a wide block at a
-//!   time, which keeps its reads sequential;
+//!   lie far apart (a 1×1 layer's input, multiplied in place) is multiplied a wide block of
+//!   columns at a time, the next block's lines prefetched into L2 meanwhile, so its reads
+//!   hit L2 instead of memory in more streams than the hardware prefetcher follows;
 //! - when the caller says the destination is far larger than the caches (a batch of 1×1
 //!   outputs), final sums that fill a whole cache line are written with non-temporal
 //!   stores, so no store first reads its line from memory.
@@ -57,12 +58,13 @@ const BLOCK_BYTES: usize = 24 << 10;
 const OUT_BLOCK_BYTES: usize = 128 << 10;
 /// Multiple of `kc` a tap-table product takes as one reduction block.
 const TAP_BLOCKS: usize = 16;
-/// Panel row strides (bytes) above which the panel is copied a wide block at a time.
-const PACK_STRIDE_BYTES: usize = 8 << 10;
-/// Tiles (of `NV` vectors) per copied wide block.
+/// Panel row strides (bytes) above which the panel's rows count as far apart: it is read a
+/// wide block at a time, each block prefetched while the one before is multiplied.
+const FAR_STRIDE_BYTES: usize = 8 << 10;
+/// Tiles (of `NV` vectors) per wide block.
 const WIDE_BLOCKS: usize = 10;
-/// Multiple of `kc` a copied panel takes as one reduction block.
-const PACK_BLOCKS: usize = 2;
+/// Multiple of `kc` a panel of far-apart rows takes as one reduction block.
+const FAR_BLOCKS: usize = 2;
 
 /// Whether [`matmul`] multiplies `T` when the strides suit it (f32 or f64, AVX-512).
 pub(crate) fn available<T: Scalar>() -> bool {
@@ -560,9 +562,11 @@ impl<T> Weights<T> {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+
     use super::super::lanes::{within, Lanes};
     use super::{
-        Cols, Operands, Weights, BLOCK_BYTES, MR, NV, PACK_BLOCKS, PACK_STRIDE_BYTES, TAP_BLOCKS,
+        Cols, Operands, Weights, BLOCK_BYTES, FAR_BLOCKS, FAR_STRIDE_BYTES, MR, NV, TAP_BLOCKS,
         WIDE_BLOCKS,
     };
 
@@ -639,15 +643,18 @@ mod avx512 {
         // 1104 µs blocked, 963 µs not; 256→256 @14: 1273, 1050 µs).
         let kc = if tabled { kc * TAP_BLOCKS } else { kc };
         // Panels whose rows lie far apart (a 1×1 layer multiplies its input in place, one
-        // channel's whole plane per row) are copied a wide block at a time: long sequential
-        // row reads, which the hardware prefetcher follows, instead of a few lines from each
-        // of `kc` distant rows per tile (1×1 256→64 @56, batch 8: 3.8 ms in place, 2.4 ms
-        // copied). Gathered im2col panels and tap tables are read where they are.
-        let pack = !tabled && b_rs.unsigned_abs() * std::mem::size_of::<T>() > PACK_STRIDE_BYTES;
-        // A copied panel takes twice the rows per block: a 1×1 layer of 256 input channels
-        // is then one block, its sums written once (and streamed, if asked) instead of
+        // channel's whole plane per row) are read a wide block of columns at a time, and
+        // the next block's lines are prefetched into L2 a share at a time between the tiles
+        // of this one: read as they are, a few lines from each of `kc` distant rows per
+        // tile, they came from memory in more streams than the hardware prefetcher follows
+        // (1×1 256→64 @56, batch 8: 3.8 ms in place, 2.4 ms with each block copied first;
+        // later, with 256 rows per block: copied 5.30 ms, copied and prefetched 5.10 ms,
+        // prefetched and read in place 4.85 ms).
+        let far = !tabled && b_rs.unsigned_abs() * std::mem::size_of::<T>() > FAR_STRIDE_BYTES;
+        // Such a panel takes twice the rows per block: a 1×1 layer of 256 input channels is
+        // then one block, its sums written once (and streamed, if asked) instead of
         // written, read back and written again.
-        let kc = if pack { kc * PACK_BLOCKS } else { kc };
+        let kc = if far { kc * FAR_BLOCKS } else { kc };
         let strips = m.div_ceil(MR);
         // Per strip: its first weight, each row's offset from it (rows past `m` repeat the
         // last row; their sums are not stored), and the step between reduction elements.
@@ -666,12 +673,8 @@ mod avx512 {
                 ),
             }
         };
-        let wide = if pack { WIDE_BLOCKS * nr } else { n };
-        let mut copy = if pack {
-            vec![T::default(); kc.min(k) * wide]
-        } else {
-            Vec::new()
-        };
+        let wide = if far { WIDE_BLOCKS * nr } else { n };
+        let line = 64 / std::mem::size_of::<T>();
         let mut k0 = 0;
         while k0 < k {
             let kl = kc.min(k - k0);
@@ -683,26 +686,20 @@ mod avx512 {
             let mut w0 = 0;
             while w0 < n {
                 let wcols = wide.min(n - w0);
-                let (src, src_rs) = if pack {
-                    for kk in 0..kl {
-                        // SAFETY: panel row k0 + kk < k, columns w0 .. w0 + wcols ≤ n; the
-                        // copy holds min(kc, k)·wide elements, and kl ≤ min(kc, k).
-                        unsafe {
-                            let row = b.offset((k0 + kk) as isize * b_rs).add(w0);
-                            std::ptr::copy_nonoverlapping(
-                                row,
-                                copy.as_mut_ptr().add(kk * wcols),
-                                wcols,
-                            );
-                        }
-                    }
-                    (copy.as_ptr(), wcols as isize)
-                } else if tabled {
+                let (src, src_rs) = if tabled {
                     (b.wrapping_add(w0), 0)
                 } else {
                     (b.wrapping_offset(k0 as isize * b_rs).wrapping_add(w0), b_rs)
                 };
                 let tab = taps.wrapping_add(k0);
+                // Far-apart rows: the next block's `kl` row pieces (`next` columns each, and
+                // one line more, as a piece need not start on a line) are prefetched `lines /
+                // calls` lines per tile.
+                let next = if far { wide.min(n - w0 - wcols) } else { 0 };
+                let per_row = next.div_ceil(line) + 1;
+                let lines = kl * per_row;
+                let calls = wcols.div_ceil(nr) * strips;
+                let mut call = 0;
                 let mut j0 = 0;
                 while j0 < wcols {
                     let count = nr.min(wcols - j0);
@@ -718,6 +715,18 @@ mod avx512 {
                     };
                     let bp = src.wrapping_add(j0);
                     for s in 0..strips {
+                        if next > 0 {
+                            let (l0, l1) = (call * lines / calls, (call + 1) * lines / calls);
+                            for l in l0..l1 {
+                                // Row k0 + kk, column w0 + wcols + … < n: within the panel.
+                                let (kk, at) = (l / per_row, (l % per_row * line).min(next - 1));
+                                let p = b
+                                    .wrapping_offset((k0 + kk) as isize * b_rs)
+                                    .wrapping_add(w0 + wcols + at);
+                                _mm_prefetch::<_MM_HINT_T1>(p.cast());
+                            }
+                            call += 1;
+                        }
                         let rows = MR.min(m - s * MR);
                         let (a0, offs, step) = strip(s);
                         let a = (a0.wrapping_offset(k0 as isize * step), offs, step);
@@ -728,7 +737,7 @@ mod avx512 {
                         // SAFETY: the strip's weights for steps k0 .. k0 + kl are valid (rows
                         // clamped below `m`); the tile's rows s·MR .. + rows < m, and the
                         // destination elements its pieces name (columns w0 + j0 .. + count
-                        // ≤ n); panel rows k0 .. k0 + kl < k (or the copy's kl rows), columns
+                        // ≤ n); panel rows k0 .. k0 + kl < k, columns
                         // below w0 + j0 + count ≤ n (the masks).
                         unsafe {
                             if tabled {
