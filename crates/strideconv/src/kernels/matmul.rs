@@ -737,8 +737,8 @@ mod avx512 {
                         // SAFETY: the strip's weights for steps k0 .. k0 + kl are valid (rows
                         // clamped below `m`); the tile's rows s·MR .. + rows < m, and the
                         // destination elements its pieces name (columns w0 + j0 .. + count
-                        // ≤ n); panel rows k0 .. k0 + kl < k, columns
-                        // below w0 + j0 + count ≤ n (the masks).
+                        // ≤ n); panel rows k0 .. k0 + kl < k, columns below w0 + j0 + count
+                        // ≤ n (the masks).
                         unsafe {
                             if tabled {
                                 widths::<T, true, false>(nv, kl, a, bs, at, c_rs, put, rows, add)
