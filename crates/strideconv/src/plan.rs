@@ -124,8 +124,8 @@ const PADDED_PIECE: usize = 8 << 20;
 /// `stream`): a quarter of this machine class's L3, so they would not stay there, and
 /// writing a line that missed the caches first reads it from memory. 1×1 64→256 @56, batch
 /// 8 (a 25.7 MB float32 output), Rust loop, 2 threads: 4.4–4.9 ms per call with ordinary
-/// stores, 4.1 ms streamed; float64 (51 MB) 14.3 → 9.8 ms. One image (3.2 MB) measured the
-/// same either way, and 256→64 (6.4 MB) 10% slower streamed.
+/// stores, 4.1 ms streamed; float64 (51 MB) 14.3 → 9.8 ms. One image (3.2 MB) gained
+/// nothing streamed.
 const STREAM_BYTES: usize = 8 << 20;
 
 fn geom(spec: &ConvSpec, elem: usize) -> Geom {
