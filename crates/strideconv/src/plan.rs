@@ -128,13 +128,13 @@ const PADDED_PIECE: usize = 8 << 20;
 /// nothing streamed.
 const STREAM_BYTES: usize = 8 << 20;
 
-fn geom(spec: &ConvSpec, elem: usize) -> Geom {
-    let out = spec.out_shape().iter().product::<usize>();
+/// The blocks' geometry for a call whose whole output takes `out_bytes`.
+fn geom(spec: &ConvSpec, out_bytes: usize) -> Geom {
     Geom {
         stride: spec.stride,
         dilation: spec.dilation,
         threads: 1,
-        stream: out.saturating_mul(elem) >= STREAM_BYTES,
+        stream: out_bytes >= STREAM_BYTES,
     }
 }
 
@@ -534,6 +534,7 @@ impl<T: Scalar> Plan<T> {
         } else {
             s.batch
         };
+        let g = geom(s, n.saturating_mul(std::mem::size_of::<T>()));
         let mut out5 = view::output_view(s, out.view_mut());
         let mut b0 = 0;
         while b0 < s.batch {
@@ -553,15 +554,7 @@ impl<T: Scalar> Plan<T> {
                 out5.slice_mut(ndarray::s![b0..b1, .., .., .., ..])
             };
             let run = |alg: &dyn method::Algorithm<T>, o: ArrayViewMut5<'_, T>| {
-                method::drive(
-                    alg,
-                    xc.view(),
-                    kc.view(),
-                    o,
-                    s.groups,
-                    &geom(s, std::mem::size_of::<T>()),
-                    threads,
-                )
+                method::drive(alg, xc.view(), kc.view(), o, s.groups, &g, threads)
             };
             run(self.algorithm.as_ref(), piece_out.view_mut());
             // `auto` chose an FFT: a NaN or Inf in the input or the kernel spreads over every

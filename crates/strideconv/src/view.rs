@@ -443,9 +443,6 @@ pub(crate) fn split_phases<T: Copy>(
                     a[width / 2] = xs[width - 1];
                 }
             }
-            (Some(xs), step) if step > 4 && phases == step => {
-                crate::kernels::split_step(d, plen, &xs[..width], step);
-            }
             (Some(xs), step) if step > 4 => {
                 crate::kernels::split_phases(d, plen, &xs[..width], step, 0..phases);
             }

@@ -37,7 +37,7 @@ pub(crate) use matmul::{
 };
 pub(crate) use pages::{advise_huge_capacity, keep_freed_memory, output, try_output_aligned};
 pub(crate) use spectra::multiply_add as complex_multiply_add;
-pub(crate) use split::{deinterleave, pick, split_phases, split_step};
+pub(crate) use split::{deinterleave, pick, split_phases};
 pub(crate) use winograd::{
     input_tiles as winograd_input, input_tiles4 as winograd_input4,
     kernel_points as winograd_kernel, kernel_points4 as winograd_kernel4,

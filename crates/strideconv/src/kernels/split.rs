@@ -39,8 +39,11 @@ pub(crate) fn pick<T: Copy>(dst: &mut [T], src: &[T], step: usize) {
     }
 }
 
-/// Split `src` by `step` phases in one pass: `dst[p·plen + j] = src[j·step + p]` for every
-/// element of `src` (phase `p`'s row holds `(src.len() − p).div_ceil(step)` elements).
+/// Split `src` by `step` phases in one pass, keeping the phases `phases` (all of them:
+/// `0..step`): `dst[(p − phases.start)·plen + j] = src[j·step + p]` for `p` in `phases` (phase
+/// `p`'s row holds `(src.len() − p).div_ceil(step)` elements). Only the cache lines holding
+/// them are read (one phase of a channels-last row whose points are far apart, all its
+/// channels at once).
 ///
 /// The split in front of a strided row whose step is large (a channels-last row read as one
 /// long row, where the step is stride × channels): each block of 8 (or 16) groups of `step`
@@ -48,13 +51,6 @@ pub(crate) fn pick<T: Copy>(dst: &mut [T], src: &[T], step: usize) {
 /// vectors come from an in-register transpose where the phases wanted are most of each group
 /// and at least half a register ([`TRANSPOSED`]), else from one gather each of 64-bit or
 /// 32-bit elements; elsewhere from a blocked loop.
-pub(crate) fn split_step<T: Copy>(dst: &mut [T], plen: usize, src: &[T], step: usize) {
-    split_phases(dst, plen, src, step, 0..step);
-}
-
-/// [`split_step`] for the phases `phases` alone: `dst[(p − phases.start)·plen + j] =
-/// src[j·step + p]` for `p` in `phases`. Only the cache lines holding them are read (one
-/// phase of a channels-last row whose points are far apart, all its channels at once).
 pub(crate) fn split_phases<T: Copy>(
     dst: &mut [T],
     plen: usize,
@@ -383,13 +379,13 @@ mod wide {
 
 #[cfg(test)]
 mod tests {
-    use super::{pick, pick_body, split_phases, split_step};
+    use super::{pick, pick_body, split_phases};
 
     /// Every element lands in its phase's row, for steps 1 to 19, lengths around the
     /// gathered blocks (8 and 16 groups) and their tails, phase rows longer than needed,
     /// and elements of 8, 4, 16 and 1 bytes (the last two split without gathers).
     #[test]
-    fn split_step_puts_every_element_in_its_phase() {
+    fn a_split_of_every_phase_puts_every_element_in_its_phase() {
         fn check<T: Copy + PartialEq + std::fmt::Debug>(make: impl Fn(usize) -> T) {
             for step in 1..20 {
                 for len in [
@@ -405,7 +401,7 @@ mod tests {
                     let plen = len.div_ceil(step) + 2;
                     let fill = make(99_999);
                     let mut dst = vec![fill; step * plen];
-                    split_step(&mut dst, plen, &src, step);
+                    split_phases(&mut dst, plen, &src, step, 0..step);
                     for (i, &v) in src.iter().enumerate() {
                         let at = (i % step) * plen + i / step;
                         assert_eq!(dst[at], v, "step {step}, {len} elements, element {i}");

@@ -13,7 +13,7 @@
 //! contiguous in memory), or, where those are short and the split is cheap
 //! ([`flat_rows_pay`]), to the same row path with each input row read as one row of `W·C`
 //! interleaved values, stride `s·C`: one split separates channels and stride phases
-//! ([`crate::kernels::split_step`]).
+//! ([`crate::kernels::split_phases`]).
 
 use std::any::Any;
 use std::cell::RefCell;

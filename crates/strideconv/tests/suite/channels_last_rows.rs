@@ -1,6 +1,6 @@
 //! Channels-last inputs whose rows `direct` reads as one long row of interleaved values
 //! (method/direct.rs, `run_flat`): the split by stride × channels phases
-//! (`kernels::split_step`) and the row kernel against the naive loop, on shapes where that
+//! (`kernels::split_phases`) and the row kernel against the naive loop, on shapes where that
 //! path is taken (short kernel rows, every phase used) and around it.
 
 use ndarray::ArrayD;
