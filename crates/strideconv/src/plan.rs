@@ -502,7 +502,20 @@ impl<T: Scalar> Plan<T> {
         };
         let shape = s.out_shape();
         let n: usize = shape.iter().product();
-        let Some((data, off)) = crate::kernels::try_output_aligned::<T>(n) else {
+        // A 1×1 layer's product reads its input in place and cuts its columns where the
+        // input's rows start a cache line; the output then starts as far past a line as the
+        // input does, so that the same columns start lines of the output too.
+        let pointwise = self.method == Method::Im2col
+            && s.kernel == [1; SPATIAL]
+            && s.stride == [1; SPATIAL]
+            && !s.is_padded()
+            && std::mem::size_of::<E>() == std::mem::size_of::<T>();
+        let phase = if pointwise {
+            x.as_ptr() as usize % 64
+        } else {
+            0
+        };
+        let Some((data, off)) = crate::kernels::try_output_aligned::<T>(n, phase) else {
             let size = std::mem::size_of::<T>();
             return Err(crate::error::memory_refused("output", &shape, size));
         };

@@ -113,7 +113,7 @@ pub(crate) fn gemm<T: Scalar>(
 
 #[cfg(test)]
 mod tests {
-    use ndarray::{s, Array2};
+    use ndarray::{s, Array2, ShapeBuilder};
 
     use super::*;
 
@@ -207,6 +207,95 @@ mod tests {
                 assert!(out.slice(s![.., n..]).iter().all(|&v| v == start as f32));
             }
         }
+    }
+
+    #[test]
+    fn panels_off_a_cache_line() {
+        // Panels whose rows all start the same distance past a cache line (their stride a
+        // whole number of lines): the product multiplies the columns before the first line
+        // on their own, then the rest. Every offset, widths up to and just past it, the
+        // destination on the panel's phase or not, streamed or not, accumulating or not.
+        if !supported::<f64>() || !crate::kernels::own_product::<f64>() {
+            return;
+        }
+        let mut cases = 0;
+        for lanes in [8usize, 16] {
+            for shift in 1..lanes {
+                for (n, k) in [
+                    (1, 3),
+                    (lanes - shift + 1, 5),
+                    (37, 1),
+                    (200, 17),
+                    (530, 70),
+                ] {
+                    let m = 1 + (shift * 3 + n) % 19;
+                    // Row stride a multiple of the line (`lanes` elements), past n + shift.
+                    let ld = (n + shift).next_multiple_of(lanes) + lanes;
+                    let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 5 + j) % 9) as f64 - 4.0);
+                    let b = Array2::from_shape_fn((k, n), |(i, j)| ((i + 3 * j) % 7) as f64 - 3.0);
+                    let want = reference(&a.view(), &b.view());
+                    let accumulate = (shift + n) % 2 == 0;
+                    let stream = shift % 3 == 0;
+                    let base = if accumulate { 1.0 } else { 0.0 };
+                    if lanes == 8 {
+                        let mut store = vec![0.0f64; k * ld + 2 * lanes];
+                        let first = store.as_ptr().align_offset(64) + shift;
+                        let mut panel = ndarray::ArrayViewMut2::from_shape(
+                            (k, n).strides((ld, 1)),
+                            &mut store[first..],
+                        )
+                        .unwrap();
+                        panel.assign(&b);
+                        let lead = crate::kernels::lead_columns(panel.as_ptr(), ld as isize, k, n);
+                        assert_eq!(lead, if lanes - shift < n { lanes - shift } else { 0 });
+                        cases += usize::from(lead > 0);
+                        let mut out = Array2::<f64>::from_elem((m, n + shift), 1.0);
+                        gemm(
+                            out.slice_mut(s![.., shift..]),
+                            a.view(),
+                            panel.view(),
+                            accumulate,
+                            stream,
+                        );
+                        assert_eq!(
+                            out.slice(s![.., shift..]),
+                            want.mapv(|v| v + base),
+                            "{m}×{n}×{k} +{shift}"
+                        );
+                        assert!(out.slice(s![.., ..shift]).iter().all(|&v| v == 1.0));
+                    } else {
+                        let mut store = vec![0.0f32; k * ld + 2 * lanes];
+                        let first = store.as_ptr().align_offset(64) + shift;
+                        let mut panel = ndarray::ArrayViewMut2::from_shape(
+                            (k, n).strides((ld, 1)),
+                            &mut store[first..],
+                        )
+                        .unwrap();
+                        panel.assign(&b.mapv(|v| v as f32));
+                        let lead = crate::kernels::lead_columns(panel.as_ptr(), ld as isize, k, n);
+                        assert_eq!(lead, if lanes - shift < n { lanes - shift } else { 0 });
+                        cases += usize::from(lead > 0);
+                        let mut out = Array2::<f32>::from_elem((m, n + 1), 1.0);
+                        let a32 = a.mapv(|v| v as f32);
+                        gemm(
+                            out.slice_mut(s![.., 1..]),
+                            a32.view(),
+                            panel.view(),
+                            accumulate,
+                            stream,
+                        );
+                        assert_eq!(
+                            out.slice(s![.., 1..]),
+                            want.mapv(|v| (v + base) as f32),
+                            "{m}×{n}×{k} +{shift}"
+                        );
+                        assert!(out.column(0).iter().all(|&v| v == 1.0));
+                    }
+                }
+            }
+        }
+        // Most cases were cut (all but the narrowest of each offset).
+        assert!(cases >= 60, "{cases}");
     }
 
     #[test]

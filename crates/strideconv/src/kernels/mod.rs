@@ -33,7 +33,8 @@ pub(crate) use fill::{planes as fill_planes, Filler};
 pub(crate) use gemm::{gemm, supported as gemm_supported};
 pub(crate) use masked::{masked, shared_gain, shares, supported as masked_supported, Masked};
 pub(crate) use matmul::{
-    available as own_product, gathered, gathered_strided, prefers_channels, Packed, Walk,
+    available as own_product, gathered, gathered_strided, lead_columns, prefers_channels, Packed,
+    Walk,
 };
 pub(crate) use pages::{advise_huge_capacity, keep_freed_memory, output, try_output_aligned};
 pub(crate) use spectra::multiply_add as complex_multiply_add;

@@ -126,21 +126,29 @@ pub(crate) fn try_output<T: crate::Scalar>(n: usize) -> Option<Vec<T>> {
 const ALIGN_BYTES: usize = 256 << 10;
 
 /// [`try_output`] for a plan's output of `n` elements, as a vector and the offset of the
-/// output's first element in it: a large output starts on a 64-byte boundary (the vector
-/// holds up to one cache line more), so that kernels can write whole cache lines of it with
-/// non-temporal stores, which need that alignment (see `matmul`). Small outputs are
-/// returned as they are, at offset 0.
-pub(crate) fn try_output_aligned<T: crate::Scalar>(n: usize) -> Option<(Vec<T>, usize)> {
+/// output's first element in it: a large output starts `phase` bytes past a 64-byte boundary
+/// (the vector holds up to one cache line more; `phase` is rounded down to whole elements
+/// and taken modulo 64). With phase 0, the default, kernels can write whole cache lines of it
+/// with non-temporal stores, which need that alignment (see `matmul`); a 1×1 layer's output
+/// takes its input's phase instead, so that the columns its product cuts at the input's
+/// first line start a line of the output too. Small outputs are returned as they are, at
+/// offset 0.
+pub(crate) fn try_output_aligned<T: crate::Scalar>(
+    n: usize,
+    phase: usize,
+) -> Option<(Vec<T>, usize)> {
     let size = std::mem::size_of::<T>();
     if size == 0 || size > 64 || n.saturating_mul(size) < ALIGN_BYTES {
         return try_output(n).map(|v| (v, 0));
     }
     let line = 64 / size;
     let v = try_output::<T>(n.checked_add(line)?)?;
-    // Elements from the vector's start to the first 64-byte boundary (allocations are
-    // aligned to `T`, so the distance is a whole number of elements).
-    let off = (v.as_ptr() as usize).next_multiple_of(64) - v.as_ptr() as usize;
-    Some((v, off / size))
+    // Elements from the vector's start to the first address `phase` bytes past a 64-byte
+    // boundary (allocations are aligned to `T`, so the distance is a whole number of
+    // elements when `phase` is).
+    let phase = phase % 64 / size * size;
+    let bytes = (phase + 64 - v.as_ptr() as usize % 64) % 64;
+    Some((v, bytes / size))
 }
 
 /// What [`output`] fills outputs with in builds with debug assertions: NaN for floating
@@ -162,17 +170,36 @@ mod tests {
         // Small outputs as allocated; large ones from the first 64-byte boundary, with room
         // for every element after it. Several sizes, so more than one allocation is seen.
         for n in [10, 1000, ALIGN_BYTES / 8 - 1] {
-            let (v, off) = try_output_aligned::<f64>(n).unwrap();
+            let (v, off) = try_output_aligned::<f64>(n, 0).unwrap();
             assert_eq!((off, v.len()), (0, n));
         }
         for n in [ALIGN_BYTES / 8, ALIGN_BYTES / 8 + 3, 1 << 20] {
-            let (v, off) = try_output_aligned::<f64>(n).unwrap();
+            let (v, off) = try_output_aligned::<f64>(n, 0).unwrap();
             assert_eq!(v[off..].as_ptr() as usize % 64, 0, "{n}");
             assert!(off < 8 && v.len() >= off + n, "{n}: {off} {}", v.len());
             // The same bytes of f32, and five elements more.
-            let (w, off) = try_output_aligned::<f32>(2 * n + 5).unwrap();
+            let (w, off) = try_output_aligned::<f32>(2 * n + 5, 0).unwrap();
             assert_eq!(w[off..].as_ptr() as usize % 64, 0, "{n}");
             assert!(off < 16 && w.len() >= off + 2 * n + 5);
+        }
+    }
+
+    #[test]
+    fn large_outputs_take_the_phase_asked() {
+        // Every phase, in whole elements or not (rounded down), and past a line (modulo 64).
+        for phase in [0, 8, 16, 20, 48, 56, 63, 64, 80] {
+            let n = ALIGN_BYTES / 8 + phase;
+            let (v, off) = try_output_aligned::<f64>(n, phase).unwrap();
+            let want = phase % 64 / 8 * 8;
+            assert_eq!(v[off..].as_ptr() as usize % 64, want, "{phase}");
+            assert!(off < 8 && v.len() >= off + n, "{phase}: {off} {}", v.len());
+            let (w, off) = try_output_aligned::<f32>(2 * n, phase).unwrap();
+            assert_eq!(
+                w[off..].as_ptr() as usize % 64,
+                phase % 64 / 4 * 4,
+                "{phase}"
+            );
+            assert!(off < 16 && w.len() >= off + 2 * n);
         }
     }
 }

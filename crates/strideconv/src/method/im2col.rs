@@ -891,13 +891,27 @@ fn multiply_par<T: Scalar>(
         return multiply(dst, lhs, rhs, false, stream);
     }
     let parts: Vec<_> = if n >= threads * 2 * MIN_TILE || m < threads * 16 {
-        // Pieces a multiple of the SIMD width, which gemm reads without copying.
+        // Pieces a multiple of the SIMD width, which gemm reads without copying, cut where
+        // the panel's rows start a cache line (the first piece takes the columns before
+        // the first line), so only one piece has a part vector to multiply on its own.
         let lanes = (64 / std::mem::size_of::<T>()).max(1);
-        let chunk = n.div_ceil(threads).next_multiple_of(lanes).min(n);
-        dst.into_axis_chunks_iter_mut(Axis(1), chunk)
-            .zip(rhs.axis_chunks_iter(Axis(1), chunk))
-            .map(|(d, r)| (d, lhs.view(), r))
-            .collect()
+        let lead = kernels::lead_columns(rhs.as_ptr(), rhs.strides()[0], rhs.nrows(), rhs.ncols());
+        let chunk = n.div_ceil(threads).next_multiple_of(lanes);
+        let (mut dst, mut rhs) = (dst, rhs);
+        let mut parts = Vec::with_capacity(threads);
+        while dst.ncols() > 0 {
+            let cut = if parts.is_empty() {
+                lead + chunk
+            } else {
+                chunk
+            };
+            let cut = cut.min(dst.ncols());
+            let (d, d_rest) = dst.split_at(Axis(1), cut);
+            let (r, r_rest) = rhs.split_at(Axis(1), cut);
+            parts.push((d, lhs.view(), r));
+            (dst, rhs) = (d_rest, r_rest);
+        }
+        parts
     } else {
         let chunk = m.div_ceil(threads);
         dst.into_axis_chunks_iter_mut(Axis(0), chunk)
