@@ -19,6 +19,9 @@
 //!   lie far apart (a 1×1 layer's input, multiplied in place) is multiplied a wide block of
 //!   columns at a time, the next block's lines prefetched into L2 meanwhile, so its reads
 //!   hit L2 instead of memory in more streams than the hardware prefetcher follows;
+//! - a panel whose rows all start the same distance past a cache line (a numpy array's
+//!   data start 16 bytes past one) has the columns before its first line multiplied on
+//!   their own, so that the rest loads whole lines ([`lead_columns`]);
 //! - when the caller says the destination is far larger than the caches (a batch of 1×1
 //!   outputs), final sums that fill a whole cache line are written with non-temporal
 //!   stores, so no store first reads its line from memory.
