@@ -1,6 +1,6 @@
 //! The SIMD kernels: the only place with `unsafe`.
 //!
-//! One generic kernel body ([`rows_body`]) is compiled three times: plain, with AVX2+FMA and
+//! One generic kernel body (`rows_body`) is compiled three times: plain, with AVX2+FMA and
 //! with AVX-512. The instruction set is detected once at run time; the environment variable
 //! `STRIDECONV_ISA` (`scalar`, `avx2`, `avx512`) can only narrow what was detected, so every
 //! path can be tested on a machine that has the widest one.
