@@ -209,6 +209,48 @@ mod tests {
         }
     }
 
+    /// One product of [`panels_off_a_cache_line`] in `T` (`size_of::<T>()·lanes` = 64):
+    /// the panel `shift` elements past a line, the destination `dst_shift` past its
+    /// vector's start. Returns the lead columns the product cut off.
+    #[allow(clippy::too_many_arguments)]
+    fn off_line_product<T: Scalar + std::fmt::Debug>(
+        a: &Array2<f64>,
+        b: &Array2<f64>,
+        lanes: usize,
+        shift: usize,
+        dst_shift: usize,
+        accumulate: bool,
+        stream: bool,
+    ) -> usize {
+        let ((m, k), n) = (a.dim(), b.ncols());
+        // Row stride a multiple of the line (`lanes` elements), past n + shift.
+        let ld = (n + shift).next_multiple_of(lanes) + lanes;
+        let mut store = vec![T::zero(); k * ld + 2 * lanes];
+        let first = store.as_ptr().align_offset(64) + shift;
+        let mut panel =
+            ndarray::ArrayViewMut2::from_shape((k, n).strides((ld, 1)), &mut store[first..])
+                .unwrap();
+        panel.assign(&b.mapv(T::from_f64));
+        let lead = crate::kernels::lead_columns(panel.as_ptr(), ld as isize, k, n);
+        assert_eq!(lead, if lanes - shift < n { lanes - shift } else { 0 });
+        let one = T::from_f64(1.0);
+        let mut out = Array2::<T>::from_elem((m, n + dst_shift), one);
+        let lhs = a.mapv(T::from_f64);
+        gemm(
+            out.slice_mut(s![.., dst_shift..]),
+            lhs.view(),
+            panel.view(),
+            accumulate,
+            stream,
+        );
+        let base = if accumulate { 1.0 } else { 0.0 };
+        // Small integers: every partial sum is exact in f32 too.
+        let want = reference(&a.view(), &b.view()).mapv(|v| T::from_f64(v + base));
+        assert_eq!(out.slice(s![.., dst_shift..]), want, "{m}×{n}×{k} +{shift}");
+        assert!(out.slice(s![.., ..dst_shift]).iter().all(|&v| v == one));
+        lead
+    }
+
     #[test]
     fn panels_off_a_cache_line() {
         // Panels whose rows all start the same distance past a cache line (their stride a
@@ -221,76 +263,26 @@ mod tests {
         let mut cases = 0;
         for lanes in [8usize, 16] {
             for shift in 1..lanes {
-                for (n, k) in [
+                let sizes = [
                     (1, 3),
                     (lanes - shift + 1, 5),
                     (37, 1),
                     (200, 17),
                     (530, 70),
-                ] {
+                ];
+                for (n, k) in sizes {
                     let m = 1 + (shift * 3 + n) % 19;
-                    // Row stride a multiple of the line (`lanes` elements), past n + shift.
-                    let ld = (n + shift).next_multiple_of(lanes) + lanes;
                     let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 5 + j) % 9) as f64 - 4.0);
                     let b = Array2::from_shape_fn((k, n), |(i, j)| ((i + 3 * j) % 7) as f64 - 3.0);
-                    let want = reference(&a.view(), &b.view());
                     let accumulate = (shift + n) % 2 == 0;
                     let stream = shift % 3 == 0;
-                    let base = if accumulate { 1.0 } else { 0.0 };
-                    if lanes == 8 {
-                        let mut store = vec![0.0f64; k * ld + 2 * lanes];
-                        let first = store.as_ptr().align_offset(64) + shift;
-                        let mut panel = ndarray::ArrayViewMut2::from_shape(
-                            (k, n).strides((ld, 1)),
-                            &mut store[first..],
-                        )
-                        .unwrap();
-                        panel.assign(&b);
-                        let lead = crate::kernels::lead_columns(panel.as_ptr(), ld as isize, k, n);
-                        assert_eq!(lead, if lanes - shift < n { lanes - shift } else { 0 });
-                        cases += usize::from(lead > 0);
-                        let mut out = Array2::<f64>::from_elem((m, n + shift), 1.0);
-                        gemm(
-                            out.slice_mut(s![.., shift..]),
-                            a.view(),
-                            panel.view(),
-                            accumulate,
-                            stream,
-                        );
-                        assert_eq!(
-                            out.slice(s![.., shift..]),
-                            want.mapv(|v| v + base),
-                            "{m}×{n}×{k} +{shift}"
-                        );
-                        assert!(out.slice(s![.., ..shift]).iter().all(|&v| v == 1.0));
+                    // float64 with the destination on the panel's phase, float32 off it.
+                    let lead = if lanes == 8 {
+                        off_line_product::<f64>(&a, &b, lanes, shift, shift, accumulate, stream)
                     } else {
-                        let mut store = vec![0.0f32; k * ld + 2 * lanes];
-                        let first = store.as_ptr().align_offset(64) + shift;
-                        let mut panel = ndarray::ArrayViewMut2::from_shape(
-                            (k, n).strides((ld, 1)),
-                            &mut store[first..],
-                        )
-                        .unwrap();
-                        panel.assign(&b.mapv(|v| v as f32));
-                        let lead = crate::kernels::lead_columns(panel.as_ptr(), ld as isize, k, n);
-                        assert_eq!(lead, if lanes - shift < n { lanes - shift } else { 0 });
-                        cases += usize::from(lead > 0);
-                        let mut out = Array2::<f32>::from_elem((m, n + 1), 1.0);
-                        let a32 = a.mapv(|v| v as f32);
-                        gemm(
-                            out.slice_mut(s![.., 1..]),
-                            a32.view(),
-                            panel.view(),
-                            accumulate,
-                            stream,
-                        );
-                        assert_eq!(
-                            out.slice(s![.., 1..]),
-                            want.mapv(|v| (v + base) as f32),
-                            "{m}×{n}×{k} +{shift}"
-                        );
-                        assert!(out.column(0).iter().all(|&v| v == 1.0));
-                    }
+                        off_line_product::<f32>(&a, &b, lanes, shift, 1, accumulate, stream)
+                    };
+                    cases += usize::from(lead > 0);
                 }
             }
         }
