@@ -212,7 +212,6 @@ mod tests {
     /// One product of [`panels_off_a_cache_line`] in `T` (`size_of::<T>()·lanes` = 64):
     /// the panel `shift` elements past a line, the destination `dst_shift` past its
     /// vector's start. Returns the lead columns the product cut off.
-    #[allow(clippy::too_many_arguments)]
     fn off_line_product<T: Scalar + std::fmt::Debug>(
         a: &Array2<f64>,
         b: &Array2<f64>,
