@@ -152,6 +152,58 @@ fn build<T: Scalar>(m: Method) -> Box<dyn Algorithm<T>> {
     }
 }
 
+/// [`Unpadded::drive`] for one type.
+type DriveUnpadded<T> = fn(
+    Unpadded,
+    &ConvSpec,
+    ArrayView5<'_, T>,
+    ArrayView5<'_, T>,
+    ArrayViewMut5<'_, T>,
+    usize,
+) -> bool;
+
+/// [`method::drive`] for one type.
+type Drive<T> = fn(
+    &dyn Algorithm<T>,
+    ArrayView5<'_, T>,
+    ArrayView5<'_, T>,
+    ArrayViewMut5<'_, T>,
+    usize,
+    &Geom,
+    usize,
+);
+
+/// The parts of a plan that compute, for one compute type: every method, the paths around
+/// them and the costs that choose among them.
+///
+/// Rust compiles a generic function again in every crate that calls it for a type, so if
+/// [`Plan`]'s methods called the kernels themselves, each crate using a plan (every test
+/// binary, the command-line tool, the Python module) would compile every method for every
+/// type over again: most of the build. A plan calls them through these pointers instead,
+/// and [`Scalar::engine`] returns a table made in this crate, where the kernels are
+/// compiled once.
+#[doc(hidden)]
+pub struct Engine<T: Scalar> {
+    build: fn(Method) -> Box<dyn Algorithm<T>>,
+    estimate: fn(Method, &ConvSpec, usize, &cost::Scales) -> std::result::Result<f64, String>,
+    unpadded: fn(Method, &ConvSpec) -> Option<Unpadded>,
+    drive_unpadded: DriveUnpadded<T>,
+    drive: Drive<T>,
+    has_non_finite: fn(&ArrayView5<'_, T>, usize) -> bool,
+}
+
+impl<T: Scalar> Engine<T> {
+    /// The table for `T` (only ever placed in a static of this crate, see [`Scalar::engine`]).
+    pub(crate) const NEW: Self = Engine {
+        build: build::<T>,
+        estimate: cost::estimate::<T>,
+        unpadded: Unpadded::of::<T>,
+        drive_unpadded: Unpadded::drive::<T>,
+        drive: method::drive::<T>,
+        has_non_finite: view::has_non_finite::<T>,
+    };
+}
+
 /// The FFT engine exists only for float and complex types; pick it by the concrete type.
 fn build_fft<T: Scalar>(polyphase: bool) -> Option<Box<dyn Algorithm<T>>> {
     fn boxed<U: Scalar>(a: Box<dyn Algorithm<U>>) -> Box<dyn Any> {
@@ -296,6 +348,7 @@ impl<T: Scalar> Plan<T> {
             None => method::default_threads(),
         };
         crate::kernels::keep_freed_memory();
+        let engine = T::engine();
         let scales = wisdom::scales();
         // An empty batch (no image: an empty output, computed by no method) is costed as one
         // image, so that the plan still names the method a batch of this shape would take.
@@ -307,7 +360,7 @@ impl<T: Scalar> Plan<T> {
             .iter()
             .map(|&m| Estimate {
                 method: m,
-                cost: cost::estimate::<T>(m, &costed, threads, &scales),
+                cost: (engine.estimate)(m, &costed, threads, &scales),
             })
             .collect();
         let ranked = |allow: &dyn Fn(Method) -> bool| {
@@ -362,9 +415,9 @@ impl<T: Scalar> Plan<T> {
             }
         };
         Ok(Plan {
-            unpadded: Unpadded::of::<T>(chosen, &spec),
-            algorithm: build::<T>(chosen),
-            finite_fallback: fallback.map(|m| (m, build::<T>(m))),
+            unpadded: (engine.unpadded)(chosen, &spec),
+            algorithm: (engine.build)(chosen),
+            finite_fallback: fallback.map(|m| (m, (engine.build)(m))),
             spec,
             method: chosen,
             requested: method,
@@ -479,6 +532,7 @@ impl<T: Scalar> Plan<T> {
         k: ArrayViewD<'_, E>,
     ) -> Result<ArrayD<T>> {
         let s = &self.spec;
+        let engine = T::engine();
         if x.shape() != s.x_shape.as_slice() {
             return Err(shape_error(
                 "x",
@@ -535,7 +589,7 @@ impl<T: Scalar> Plan<T> {
         let x5 = view::input_view(s, x);
         if let (Some(path), Some(xv)) = (self.unpadded, E::view_compute(x5.view())) {
             let out5 = view::output_view(s, out.view_mut());
-            if path.drive(s, xv, kc.view(), out5, threads) {
+            if (engine.drive_unpadded)(path, s, xv, kc.view(), out5, threads) {
                 return Ok(out);
             }
         }
@@ -567,7 +621,7 @@ impl<T: Scalar> Plan<T> {
                 out5.slice_mut(ndarray::s![b0..b1, .., .., .., ..])
             };
             let run = |alg: &dyn method::Algorithm<T>, o: ArrayViewMut5<'_, T>| {
-                method::drive(alg, xc.view(), kc.view(), o, s.groups, &g, threads)
+                (engine.drive)(alg, xc.view(), kc.view(), o, s.groups, &g, threads)
             };
             run(self.algorithm.as_ref(), piece_out.view_mut());
             // `auto` chose an FFT: a NaN or Inf in the input or the kernel spreads over every
@@ -578,7 +632,7 @@ impl<T: Scalar> Plan<T> {
             // by the exact method, which keeps non-finite values in their windows (a result
             // that overflowed is recomputed too).
             if let Some((_, fb)) = &self.finite_fallback {
-                if view::has_non_finite(&piece_out.view(), threads) {
+                if (engine.has_non_finite)(&piece_out.view(), threads) {
                     piece_out.fill(T::zero());
                     run(fb.as_ref(), piece_out.view_mut());
                 }

@@ -67,6 +67,10 @@ pub trait Scalar:
     fn fused_mul_add(self, a: Self, b: Self) -> Self {
         self + a * b
     }
+    /// The crate's compiled methods for this type ([`crate::plan::Engine`]): internal
+    /// wiring that keeps the kernels compiled once, in this crate.
+    #[doc(hidden)]
+    fn engine() -> &'static crate::plan::Engine<Self>;
 }
 
 macro_rules! real_scalar {
@@ -94,6 +98,11 @@ macro_rules! real_scalar {
             fn fused_mul_add(self, a: Self, b: Self) -> Self {
                 a.mul_add(b, self)
             }
+            #[inline(never)]
+            fn engine() -> &'static crate::plan::Engine<Self> {
+                static ENGINE: crate::plan::Engine<$t> = crate::plan::Engine::NEW;
+                &ENGINE
+            }
         }
     };
 }
@@ -120,6 +129,11 @@ macro_rules! complex_scalar {
             #[inline(always)]
             fn from_f64(v: f64) -> Self {
                 Complex::new(v as $f, 0.0)
+            }
+            #[inline(never)]
+            fn engine() -> &'static crate::plan::Engine<Self> {
+                static ENGINE: crate::plan::Engine<$t> = crate::plan::Engine::NEW;
+                &ENGINE
             }
         }
     };
@@ -149,6 +163,11 @@ impl Scalar for i128 {
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v as i128
+    }
+    #[inline(never)]
+    fn engine() -> &'static crate::plan::Engine<Self> {
+        static ENGINE: crate::plan::Engine<i128> = crate::plan::Engine::NEW;
+        &ENGINE
     }
 }
 
