@@ -160,10 +160,28 @@ const DEFAULT_SCALES: [(Method, Kind, f64); 16] = [
     (Method::Direct, Kind::Integer, 2.31),
 ];
 
+/// The scale of `winograd`'s real estimates on Intel processors, where the built-in one
+/// (1, from the AMD machine) is too low. On a Sapphire Rapids class Xeon (2 threads, medians
+/// of 7–9 alternating rounds from Python), `winograd`'s time over `im2col`'s, against the
+/// model's ratio of their estimates: float32 3×3 64→64 @56 1.0–1.24 (model 0.84), 128→128
+/// @28 1.08 (0.69), 256→256 @14 1.30–1.32 (0.67); eight images 64→64 @56 1.16 (0.84),
+/// 128→128 @28 0.90–0.96 (0.66), 256→256 @14 1.13 (0.57); float64 64→64 @56 0.67 (0.57),
+/// 128→128 @28 1.0 (0.43), 256→256 @14 1.22 (0.61), eight images 64→64 @56 0.83. At 1.6
+/// `auto` moves the four float32 one-image layers and 64→64 @56 of eight images to `im2col`
+/// (faster there by 8–32%), and 128→128 @28 of eight images too (where it is 4% slower);
+/// a larger scale would also move layers where `winograd` wins (float64 64→64 @56 by 33%).
+/// complex64 (64→64 @56: 0.61 against 0.79) keeps the built-in scale. Wisdom with scales of
+/// its own (`strideconv calibrate`) replaces all of this.
+const INTEL_WINOGRAD_REAL: f64 = 1.6;
+
 pub(crate) fn scales() -> Scales {
     let w = store().read().unwrap_or_else(|e| e.into_inner());
     if w.scales.is_empty() {
-        return Scales(DEFAULT_SCALES.to_vec());
+        let mut scales = DEFAULT_SCALES.to_vec();
+        if crate::kernels::intel() {
+            scales.push((Method::Winograd, Kind::Real, INTEL_WINOGRAD_REAL));
+        }
+        return Scales(scales);
     }
     Scales(
         w.scales

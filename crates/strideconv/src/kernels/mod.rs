@@ -105,6 +105,29 @@ pub fn isa() -> Isa {
     })
 }
 
+/// Whether the processor is Intel's (CPUID vendor "GenuineIntel"): the cost model's built-in
+/// scales were measured on an AMD processor, and one of them differs on Intel's (see
+/// `wisdom::scales`).
+pub(crate) fn intel() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static INTEL: OnceLock<bool> = OnceLock::new();
+        *INTEL.get_or_init(|| {
+            // A plain instruction; `unsafe` only for the toolchains that still mark it so.
+            #[allow(unused_unsafe)]
+            let r = unsafe { std::arch::x86_64::__cpuid(0) };
+            [r.ebx, r.edx, r.ecx]
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .eq(*b"GenuineIntel")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// `$go!(B)` for the chunk size `B` (a literal) that covers `$chunk` elements.
 macro_rules! by_chunk {
     ($chunk:expr, $go:ident) => {
@@ -449,5 +472,24 @@ mod tests {
             }
         }
         assert!(!has_non_finite(&[1i128, -5, 7]));
+    }
+
+    /// The vendor read from CPUID is the one the kernel reports (Linux on x86-64).
+    #[test]
+    fn intel_is_the_vendor_the_system_names() {
+        let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+            return;
+        };
+        let Some(vendor) = info.lines().find_map(|l| {
+            l.strip_prefix("vendor_id")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']))
+        }) else {
+            return;
+        };
+        assert_eq!(
+            super::intel(),
+            vendor == "GenuineIntel",
+            "vendor_id {vendor}"
+        );
     }
 }
