@@ -7,7 +7,7 @@
 //! non-finite values under winograd and under `auto` when it chose winograd.
 
 use ndarray::ArrayD;
-use strideconv::{compute, ConvSpec, Layout, Method, Op, Options, PadMode, Padding, Plan};
+use strideconv::{compute, wisdom, ConvSpec, Layout, Method, Op, Options, PadMode, Padding, Plan};
 
 use crate::common::{batched_shape, on, values, Rng};
 
@@ -211,6 +211,9 @@ fn non_finite_values_under_winograd_and_auto() {
     // F(4×4, 3×3) (float64) spreads it over the outputs of its 4×4 tiles; and two
     // infinities can meet in a transform as Inf − Inf where the direct sum has Inf + Inf.
     // `auto` checks the result and recomputes with an exact method where it is not finite.
+    // Whether the cost model picks winograd for this layer depends on the processor (see
+    // `INTEL_WINOGRAD_REAL`), so wisdom names it for these two problems, as a measured
+    // choice would: `auto` then takes it as it takes its own pick, with the same check.
     let layout = Layout::Batched {
         channels_last: false,
     };
@@ -220,6 +223,24 @@ fn non_finite_values_under_winograd_and_auto() {
     };
     let (xs, ks) = ([1, 64, 28, 28], [64, 64, 3, 3]);
     let spec = ConvSpec::new(&xs, &ks, layout.clone(), &opts).unwrap();
+    let choices: Vec<String> = [
+        wisdom::problem_key::<f64>(&spec, 2),
+        wisdom::problem_key::<f32>(&spec, 2),
+    ]
+    .iter()
+    .map(|key| format!("{{\"key\": {key:?}, \"method\": \"winograd\", \"seconds\": 0.001}}"))
+    .collect();
+    let text = format!(
+        "{{\"version\": {:?}, \"cpu\": {:?}, \"scales\": [], \"choices\": [{}]}}",
+        wisdom::current().version,
+        wisdom::cpu_key(),
+        choices.join(", ")
+    );
+    let path = std::env::temp_dir().join(format!("strideconv-wino-{}.json", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    let loaded = wisdom::load(path.to_str().unwrap());
+    std::fs::remove_file(&path).unwrap();
+    loaded.unwrap();
     let plan = Plan::<f64>::new(spec.clone(), Method::Auto, Some(2)).unwrap();
     assert_eq!(plan.method(), Method::Winograd, "{}", plan.explain());
     let plan32 = Plan::<f32>::new(spec, Method::Auto, Some(2)).unwrap();
